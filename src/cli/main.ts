@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { registerServe } from "./commands/serve.js";
+import { reportFatal } from "./output.js";
+
+export function buildProgram(): Command {
+  const program = new Command("ecrx")
+    .description("Move container images in and out of Amazon ECR over the ECR API, with no Docker daemon.")
+    .option("--debug", "print stack traces and wire details (secrets redacted)")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  registerServe(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has already printed help or the usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.exitCode = reportFatal(err, { debug: argv.includes("--debug") });
+  }
+}
+
+await main(process.argv);

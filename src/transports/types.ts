@@ -1,0 +1,45 @@
+import type { Readable } from "node:stream";
+import type { Descriptor, RawManifest } from "../manifest/types.js";
+
+/** Inclusive byte range, as in HTTP Range. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Where an image is read from. Accessors are lazy: nothing is read until asked for.
+ */
+export interface ImageSource {
+  /** A human-readable name of the source, for messages. */
+  readonly reference: string;
+  /**
+   * The root manifest when `digest` is omitted (the tagged image or the index), else the manifest
+   * with that digest. The bytes are verbatim.
+   */
+  manifest(digest?: string): Promise<RawManifest>;
+  /** A stream of the blob's bytes (or of `range` of them). Never a whole Buffer. */
+  blob(d: Descriptor, range?: ByteRange): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+/** Progress callback for bytes that reached the destination. */
+export type ProgressFn = (bytes: number) => void;
+
+/**
+ * Where an image is written. The engine calls, in order: `missing` (once per batch), `putBlob` for
+ * each missing blob (several at once), `putManifest` for each child by digest, then the root with
+ * its tags, and `close` always, also after a failure. `commit` is called once, after the last
+ * manifest, by destinations that publish atomically (files renamed into place).
+ */
+export interface ImageDestination {
+  readonly reference: string;
+  /** Which of these blobs the destination does not have yet. */
+  missing(blobs: Descriptor[]): Promise<Descriptor[]>;
+  /** Stores a blob; the body's bytes must hash to `d.digest` and count `d.size`. */
+  putBlob(d: Descriptor, body: Readable, progress: ProgressFn): Promise<void>;
+  /** Stores a manifest by digest (`tags` empty) or under each tag. */
+  putManifest(m: RawManifest, tags: string[]): Promise<void>;
+  commit(): Promise<void>;
+  close(): Promise<void>;
+}
