@@ -27,6 +27,18 @@ export interface ImageSource {
 export type ProgressFn = (bytes: number) => void;
 
 /**
+ * A blob about to be written. When the engine produces the bytes on the way (compressing an
+ * uncompressed layer), the digest is not known in advance: `digest` is undefined, `size` is an
+ * upper bound (`sizeIsExact` false), and the destination computes both while writing.
+ */
+export interface BlobToPut {
+  mediaType: string;
+  digest: string | undefined;
+  size: number;
+  sizeIsExact: boolean;
+}
+
+/**
  * Where an image is written. The engine calls, in order: `missing` (once per batch), `putBlob` for
  * each missing blob (several at once), `putManifest` for each child by digest, then the root with
  * its tags, and `close` always, also after a failure. `commit` is called once, after the last
@@ -36,8 +48,11 @@ export interface ImageDestination {
   readonly reference: string;
   /** Which of these blobs the destination does not have yet. */
   missing(blobs: Descriptor[]): Promise<Descriptor[]>;
-  /** Stores a blob; the body's bytes must hash to `d.digest` and count `d.size`. */
-  putBlob(d: Descriptor, body: Readable, progress: ProgressFn): Promise<void>;
+  /**
+   * Stores a blob and returns its descriptor. When `blob.digest` is given the bytes must hash to it
+   * (and count `blob.size` when `sizeIsExact`); otherwise the destination computes the digest.
+   */
+  putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor>;
   /** Stores a manifest by digest (`tags` empty) or under each tag. */
   putManifest(m: RawManifest, tags: string[]): Promise<void>;
   commit(): Promise<void>;
