@@ -35,3 +35,63 @@ export function isManifestType(mediaType: string): boolean {
 }
 
 export type Compression = "gzip" | "zstd" | "none";
+
+export type MediaTypeFlavour = "docker" | "oci";
+
+const LAYER_COMPRESSION: Record<string, Compression> = {
+  [MediaType.OciLayer]: "none",
+  [MediaType.OciLayerGzip]: "gzip",
+  [MediaType.OciLayerZstd]: "zstd",
+  [MediaType.OciLayerNondistributable]: "none",
+  [MediaType.OciLayerNondistributableGzip]: "gzip",
+  [MediaType.DockerLayer]: "none",
+  [MediaType.DockerLayerGzip]: "gzip",
+  [MediaType.DockerLayerZstd]: "zstd",
+  [MediaType.DockerForeignLayerGzip]: "gzip",
+};
+
+export function isLayerType(mediaType: string): boolean {
+  return mediaType in LAYER_COMPRESSION;
+}
+
+/** The compression a layer media type announces; undefined for media types that are not layers. */
+export function layerCompression(mediaType: string): Compression | undefined {
+  return LAYER_COMPRESSION[mediaType];
+}
+
+const LAYER_TYPES: Record<MediaTypeFlavour, Record<Compression, string>> = {
+  docker: { none: MediaType.DockerLayer, gzip: MediaType.DockerLayerGzip, zstd: MediaType.DockerLayerZstd },
+  oci: { none: MediaType.OciLayer, gzip: MediaType.OciLayerGzip, zstd: MediaType.OciLayerZstd },
+};
+
+/** The layer media type of a compression, in Docker or OCI flavour. */
+export function layerMediaType(compression: Compression, flavour: MediaTypeFlavour): string {
+  return LAYER_TYPES[flavour][compression];
+}
+
+/** Docker <-> OCI counterparts of manifest, index, config and layer types. */
+const DOCKER_TO_OCI: Record<string, string> = {
+  [MediaType.DockerManifest]: MediaType.OciManifest,
+  [MediaType.DockerManifestList]: MediaType.OciIndex,
+  [MediaType.DockerConfig]: MediaType.OciConfig,
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
+  [MediaType.DockerForeignLayerGzip]: MediaType.OciLayerNondistributableGzip,
+};
+const OCI_TO_DOCKER: Record<string, string> = Object.fromEntries(
+  Object.entries(DOCKER_TO_OCI).map(([docker, oci]) => [oci, docker]),
+);
+
+/** The media type in the requested flavour; media types with no counterpart come back unchanged. */
+export function convertMediaType(mediaType: string, flavour: MediaTypeFlavour): string {
+  const table = flavour === "oci" ? DOCKER_TO_OCI : OCI_TO_DOCKER;
+  return table[mediaType] ?? mediaType;
+}
+
+/** Whether a media type is Docker's or OCI's; undefined for others (artifacts). */
+export function mediaTypeFlavour(mediaType: string): MediaTypeFlavour | undefined {
+  if (mediaType.startsWith("application/vnd.docker.")) return "docker";
+  if (mediaType.startsWith("application/vnd.oci.")) return "oci";
+  return undefined;
+}
