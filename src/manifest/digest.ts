@@ -60,7 +60,7 @@ export function verifyBytes(
   what: string,
 ): void {
   if (expected.size !== undefined && bytes.length !== expected.size) {
-    throw sizeMismatch(what, expected.size, bytes.length);
+    throw sizeMismatch(what, `${expected.size}`, `${bytes.length}`);
   }
   const { algorithm } = parseDigest(expected.digest);
   const actual = computeDigest(bytes, algorithm);
@@ -75,25 +75,36 @@ export interface VerifierOptions {
 }
 
 /**
+ * What a stream must hold: `digest` (computed when omitted) and `size`, an exact count unless
+ * `sizeIsExact` is false, then an upper bound (e.g. for bytes compressed on the way).
+ */
+export interface ExpectedBlob {
+  digest?: Digest | undefined;
+  size: number;
+  sizeIsExact?: boolean;
+}
+
+/**
  * A pass-through stage that hashes and counts the bytes flowing through it and fails the stream
  * with INTEGRITY when the size is exceeded (at once) or when, at the end, the size or digest
- * differ. Chunks pass through untouched: no copies on the hot path.
+ * differ. Chunks pass through untouched: no copies on the hot path. After the end, `digest` and
+ * `bytes` describe what passed.
  */
 export class DigestVerifier extends Transform {
-  readonly expectedDigest: Digest;
-  readonly expectedSize: number;
+  private readonly expected: ExpectedBlob;
+  private readonly algorithm: DigestAlgorithm;
   private readonly hash: Hash;
   private readonly what: string;
   private readonly onBytes: ((bytes: number) => void) | undefined;
   private count = 0;
+  private computed: Digest | undefined;
 
-  constructor(expected: { digest: Digest; size: number }, options: VerifierOptions = {}) {
+  constructor(expected: ExpectedBlob, options: VerifierOptions = {}) {
     super();
-    const { algorithm } = parseDigest(expected.digest);
-    this.expectedDigest = expected.digest;
-    this.expectedSize = expected.size;
-    this.hash = createHash(algorithm);
-    this.what = options.what ?? `blob ${expected.digest}`;
+    this.expected = expected;
+    this.algorithm = expected.digest === undefined ? "sha256" : parseDigest(expected.digest).algorithm;
+    this.hash = createHash(this.algorithm);
+    this.what = options.what ?? `blob ${expected.digest ?? "(digest computed)"}`;
     this.onBytes = options.onBytes;
   }
 
@@ -102,10 +113,16 @@ export class DigestVerifier extends Transform {
     return this.count;
   }
 
+  /** The digest of the bytes, once the stream has ended. */
+  get digest(): Digest | undefined {
+    return this.computed;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.count += chunk.length;
-    if (this.count > this.expectedSize) {
-      callback(sizeMismatch(this.what, this.expectedSize, this.count, "at least "));
+    if (this.count > this.expected.size) {
+      const qualifier = this.expected.sizeIsExact === false ? "at most " : "";
+      callback(sizeMismatch(this.what, `${qualifier}${this.expected.size}`, `at least ${this.count}`));
       return;
     }
     this.hash.update(chunk);
@@ -114,12 +131,17 @@ export class DigestVerifier extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.count !== this.expectedSize) {
-      callback(sizeMismatch(this.what, this.expectedSize, this.count));
+    if (this.expected.sizeIsExact !== false && this.count !== this.expected.size) {
+      callback(sizeMismatch(this.what, `${this.expected.size}`, `${this.count}`));
       return;
     }
-    const actual = `${this.expectedDigest.slice(0, this.expectedDigest.indexOf(":"))}:${this.hash.digest("hex")}`;
-    callback(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
+    this.computed = `${this.algorithm}:${this.hash.digest("hex")}`;
+    const wanted = this.expected.digest;
+    callback(
+      wanted === undefined || wanted === this.computed
+        ? null
+        : digestMismatch(this.what, wanted, this.computed),
+    );
   }
 }
 
@@ -129,7 +151,7 @@ export class DigestVerifier extends Transform {
  */
 export function verifiedStream(
   source: Readable,
-  expected: { digest: Digest; size: number },
+  expected: ExpectedBlob,
   options: VerifierOptions = {},
 ): DigestVerifier {
   const verifier = new DigestVerifier(expected, options);
@@ -138,8 +160,8 @@ export function verifiedStream(
   return verifier;
 }
 
-function sizeMismatch(what: string, expected: number, actual: number, qualifier = ""): EcrxError {
-  return new EcrxError("INTEGRITY", `${what}: expected ${expected} bytes, got ${qualifier}${actual}`);
+function sizeMismatch(what: string, expected: string, actual: string): EcrxError {
+  return new EcrxError("INTEGRITY", `${what}: expected ${expected} bytes, got ${actual}`);
 }
 
 function digestMismatch(what: string, expected: Digest, actual: Digest): EcrxError {

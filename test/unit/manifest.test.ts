@@ -140,7 +140,19 @@ describe("digest", () => {
       },
     });
     await expect(buffer(verifiedStream(failing, { digest: D1, size: 3 }))).rejects.toThrow("disk gone");
-    expect(new DigestVerifier({ digest: D1, size: 3 }).expectedSize).toBe(3);
+  });
+
+  it("computes the digest when none is expected and treats an inexact size as an upper bound", async () => {
+    const data = Buffer.from("compressed on the way");
+    const verifier = new DigestVerifier({ digest: undefined, size: 100, sizeIsExact: false });
+    await buffer(Readable.from([data]).pipe(verifier));
+    expect(verifier.digest).toBe(sha256Digest(data));
+    expect(verifier.bytes).toBe(data.length);
+    const tooBig = verifiedStream(Readable.from([data]), { size: 5, sizeIsExact: false });
+    await expect(buffer(tooBig)).rejects.toMatchObject({
+      code: "INTEGRITY",
+      message: expect.stringMatching(/at most 5/),
+    });
   });
 });
 
