@@ -1,0 +1,397 @@
+import { pipeline } from "node:stream";
+import type { Readable } from "node:stream";
+import pLimit from "p-limit";
+import { EcrxError, isEcrxError } from "../errors.js";
+import { sha256Digest, verifiedStream } from "../manifest/digest.js";
+import {
+  layerCompression,
+  layerMediaType,
+  mediaTypeFlavour,
+  type Compression,
+} from "../manifest/media-types.js";
+import type { Descriptor, Platform, RawManifest } from "../manifest/types.js";
+import type { BlobToPut, ImageDestination, ImageSource } from "../transports/types.js";
+import { MemoryBlobInfoCache, type BlobInfoCache } from "./blob-info-cache.js";
+import { compressor, decompressor } from "./compression.js";
+import type { TransferEvent, TransferListener } from "./events.js";
+import { loadImageGraph, type ImageGraph, type ImageNode } from "./graph.js";
+import { fullJitterDelay } from "../transports/aws/retry.js";
+
+/**
+ * What happens to layer compression on the way:
+ * - `keep`: no blob is ever changed (the manifest digests stay the source's);
+ * - `gzip` / `zstd`: uncompressed layers are compressed; compressed ones are kept;
+ * - `none`: compressed layers are decompressed; the result is what the config's diff_ids name.
+ */
+export type CompressionMode = "keep" | Compression;
+
+export interface TransferOptions {
+  /** Blobs in flight at once, for the whole image (every platform). Default 4. */
+  concurrency?: number;
+  /** Default `keep`. */
+  compression?: CompressionMode;
+  /** zlib level for `gzip`. Default: see GZIP_DEFAULTS. */
+  gzipLevel?: number;
+  /** Keep only this platform of an index: the result is that image alone, with its own digest. */
+  platform?: Platform | undefined;
+  /** Tags of the root manifest; empty: written by digest only. */
+  tags?: string[];
+  onEvent?: TransferListener;
+  signal?: AbortSignal | undefined;
+  /** Default: in memory for this transfer only. */
+  blobInfoCache?: BlobInfoCache;
+  /** Attempts of one whole blob (the first included) when it fails with a network error. Default 3. */
+  blobAttempts?: number;
+}
+
+export interface TransferResult {
+  /** Digest and media type of the root manifest written. */
+  digest: string;
+  mediaType: string;
+  tags: string[];
+  /** The root's digest at the source: different when layers were recompressed or a platform picked. */
+  sourceDigest: string;
+  images: number;
+  blobsSent: number;
+  blobsSkipped: number;
+  bytesSent: number;
+  bytesSkipped: number;
+  seconds: number;
+}
+
+type Transform =
+  | { kind: "copy" }
+  | { kind: "compress"; to: "gzip" | "zstd" }
+  | { kind: "decompress"; from: "gzip" | "zstd" };
+
+/** One blob to bring to the destination (deduplicated across the images of an index). */
+interface BlobJob {
+  source: Descriptor;
+  transform: Transform;
+  /** The output's media type. */
+  mediaType: string;
+  /** The whole output descriptor when known before the transfer (copy, cache hit): it can be skipped. */
+  expected: Descriptor | undefined;
+  /** The output digest when known before the transfer, even if its size is not (diff_id). */
+  outputDigest: string | undefined;
+  result: Descriptor | undefined;
+}
+
+const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * Copies one image (or a whole index) from a source to a destination: the one engine behind push,
+ * pull and copy.
+ *
+ * 1. read and validate every manifest and config (nothing is written before this succeeds);
+ * 2. plan the blobs: deduplicate, decide compression, ask the destination which it lacks;
+ * 3. stream the missing blobs, several at once under one budget, each verified against its digest
+ *    on the way (a whole blob is retried on network errors, its progress rolled back);
+ * 4. write manifests bottom-up: an index's children by digest, then the root under each tag;
+ * 5. commit (destinations that publish files rename them into place only now).
+ */
+export async function transferImage(
+  source: ImageSource,
+  destination: ImageDestination,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  const started = performance.now();
+  const emit = (event: TransferEvent) => options.onEvent?.(event);
+  const signal = options.signal;
+  signal?.throwIfAborted();
+
+  const graph = await loadImageGraph(source, { platform: options.platform });
+  if (graph.selectedPlatform !== undefined) {
+    emit({
+      type: "notice",
+      message: `picked ${graph.selectedPlatform} out of the index: the result's digest is that image's, not the index's`,
+    });
+  }
+  const cache = options.blobInfoCache ?? new MemoryBlobInfoCache();
+  const jobs = planJobs(graph, options.compression ?? "keep", cache);
+
+  const known = [...jobs.values()].filter((j) => j.expected !== undefined).map((j) => j.expected!);
+  const missing = new Set((await destination.missing(known)).map((d) => d.digest));
+  const toSend: BlobJob[] = [];
+  let bytesSkipped = 0;
+  for (const job of jobs.values()) {
+    if (job.expected !== undefined && !missing.has(job.expected.digest)) {
+      job.result = job.expected;
+      bytesSkipped += job.expected.size;
+      emit({
+        type: "blob-skipped",
+        digest: job.expected.digest,
+        size: job.expected.size,
+        mediaType: job.mediaType,
+        reason: "exists",
+      });
+    } else {
+      toSend.push(job);
+    }
+  }
+  emit({
+    type: "plan",
+    images: graph.images.length,
+    blobs: toSend.length,
+    bytes: toSend.reduce((sum, j) => sum + j.source.size, 0),
+  });
+
+  const limit = pLimit(options.concurrency ?? DEFAULT_CONCURRENCY);
+  let bytesSent = 0;
+  const runs = toSend.map((job) =>
+    limit(async () => {
+      signal?.throwIfAborted();
+      job.result = await sendBlob(source, destination, job, options, emit);
+      bytesSent += job.result.size;
+      if (job.transform.kind === "compress") cache.record(job.source.digest, job.transform.to, job.result);
+    }),
+  );
+  // Wait for every blob, even after one failed, so no upload is left running behind our back.
+  const outcomes = await Promise.allSettled(runs);
+  await cache.flush();
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+  if (failure) throw failure.reason;
+
+  signal?.throwIfAborted();
+  const tags = options.tags ?? [];
+  const root = await putManifests(graph, jobs, destination, tags, emit);
+  await destination.commit();
+  return {
+    digest: root.digest,
+    mediaType: root.mediaType,
+    tags,
+    sourceDigest: graph.sourceRoot.digest,
+    images: graph.images.length,
+    blobsSent: toSend.length,
+    blobsSkipped: jobs.size - toSend.length,
+    bytesSent,
+    bytesSkipped,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function planJobs(graph: ImageGraph, mode: CompressionMode, cache: BlobInfoCache): Map<string, BlobJob> {
+  // Keyed by source digest: the same bytes have the same compression, so one job serves every
+  // image of an index that shares the blob.
+  const jobs = new Map<string, BlobJob>();
+  const add = (job: Omit<BlobJob, "result">) => {
+    if (!jobs.has(job.source.digest)) jobs.set(job.source.digest, { ...job, result: undefined });
+  };
+  for (const image of graph.images) {
+    const config = image.manifest.config;
+    add({
+      source: config,
+      transform: { kind: "copy" },
+      mediaType: config.mediaType,
+      expected: config,
+      outputDigest: config.digest,
+    });
+    image.manifest.layers.forEach((layer, i) => {
+      const transform = layerTransform(layer, mode);
+      if (transform.kind === "copy") {
+        add({
+          source: layer,
+          transform,
+          mediaType: layer.mediaType,
+          expected: layer,
+          outputDigest: layer.digest,
+        });
+        return;
+      }
+      const flavour = mediaTypeFlavour(layer.mediaType) ?? "oci";
+      if (transform.kind === "compress") {
+        const mediaType = layerMediaType(transform.to, flavour);
+        const cached = cache.compressed(layer.digest, transform.to);
+        const expected = cached && { ...cached, mediaType };
+        add({ source: layer, transform, mediaType, expected, outputDigest: expected?.digest });
+      } else {
+        // Decompressed, the layer is what the config's diff_id names (the registry checks it when
+        // the upload completes); its size is only known at the end.
+        add({
+          source: layer,
+          transform,
+          mediaType: layerMediaType("none", flavour),
+          expected: undefined,
+          outputDigest: image.diffIds?.[i],
+        });
+      }
+    });
+  }
+  return jobs;
+}
+
+function layerTransform(layer: Descriptor, mode: CompressionMode): Transform {
+  const compression = layerCompression(layer.mediaType);
+  if (mode === "keep" || compression === undefined) return { kind: "copy" };
+  if (mode === "none")
+    return compression === "none" ? { kind: "copy" } : { kind: "decompress", from: compression };
+  return compression === "none" ? { kind: "compress", to: mode } : { kind: "copy" };
+}
+
+function isRetryable(err: unknown): boolean {
+  if (!isEcrxError(err)) return false;
+  return err.code === "NETWORK" || err.awsName === "UploadNotFoundException";
+}
+
+/** Streams one blob source -> verify -> (transform) -> destination, retrying it whole on network errors. */
+async function sendBlob(
+  source: ImageSource,
+  destination: ImageDestination,
+  job: BlobJob,
+  options: TransferOptions,
+  emit: (event: TransferEvent) => void,
+): Promise<Descriptor> {
+  const attempts = options.blobAttempts ?? 3;
+  const transformName = job.transform.kind === "copy" ? undefined : describeTransform(job.transform);
+  emit({
+    type: "blob-start",
+    id: job.source.digest,
+    digest: job.expected?.digest,
+    size: job.source.size,
+    mediaType: job.mediaType,
+    ...(transformName === undefined ? {} : { transform: transformName }),
+  });
+  for (let attempt = 1; ; attempt++) {
+    let counted = 0;
+    const count = (bytes: number) => {
+      counted += bytes;
+      emit({ type: "blob-progress", id: job.source.digest, bytes });
+    };
+    let body: Readable | undefined;
+    try {
+      const raw = await source.blob(job.source);
+      // Progress follows the source's bytes when the output size is not known in advance.
+      const verified = verifiedStream(raw, job.source, {
+        what: `blob ${job.source.digest} of ${source.reference}`,
+        ...(job.transform.kind === "copy" ? {} : { onBytes: count }),
+      });
+      body = job.transform.kind === "copy" ? verified : withStage(verified, job.transform, options.gzipLevel);
+      const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
+      options.signal?.addEventListener("abort", abort, { once: true });
+      let result: Descriptor;
+      try {
+        result = await destination.putBlob(
+          toPut(job),
+          body,
+          job.transform.kind === "copy" ? count : () => undefined,
+        );
+      } finally {
+        options.signal?.removeEventListener("abort", abort);
+      }
+      emit({ type: "blob-done", id: job.source.digest, digest: result.digest, size: result.size });
+      return { ...result, mediaType: job.mediaType };
+    } catch (err) {
+      body?.destroy();
+      if (options.signal?.aborted) throw new EcrxError("INTERRUPTED", "interrupted", { cause: err });
+      if (attempt >= attempts || !isRetryable(err)) throw err;
+      emit({
+        type: "blob-retry",
+        id: job.source.digest,
+        attempt: attempt + 1,
+        rolledBack: counted,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      await new Promise((resolve) =>
+        setTimeout(resolve, fullJitterDelay(attempt, 1000, 20_000, Math.random)),
+      );
+    }
+  }
+}
+
+function describeTransform(t: Transform): string {
+  if (t.kind === "compress") return `compress ${t.to}`;
+  if (t.kind === "decompress") return `decompress ${t.from}`;
+  return "copy";
+}
+
+function withStage(
+  input: Readable,
+  transform: Exclude<Transform, { kind: "copy" }>,
+  gzipLevel?: number,
+): Readable {
+  const stage =
+    transform.kind === "compress"
+      ? compressor(transform.to, gzipLevel === undefined ? {} : { gzipLevel })
+      : decompressor(transform.from);
+  // pipeline carries an error of either side to the other, and destroys both.
+  return pipeline(input, stage, () => undefined);
+}
+
+function toPut(job: BlobJob): BlobToPut {
+  if (job.expected !== undefined) {
+    return {
+      mediaType: job.mediaType,
+      digest: job.expected.digest,
+      size: job.expected.size,
+      sizeIsExact: true,
+    };
+  }
+  // Produced on the way: the size is a bound for choosing part sizes. gzip and zstd never grow
+  // data by more than a fraction of a percent; decompression may grow it many times.
+  const bound =
+    job.transform.kind === "decompress" ? job.source.size * 8 : Math.ceil(job.source.size * 1.01) + 65_536;
+  return { mediaType: job.mediaType, digest: job.outputDigest, size: bound, sizeIsExact: false };
+}
+
+/** Writes the manifests bottom-up and returns the root as written. */
+async function putManifests(
+  graph: ImageGraph,
+  jobs: Map<string, BlobJob>,
+  destination: ImageDestination,
+  tags: string[],
+  emit: (event: TransferEvent) => void,
+): Promise<RawManifest> {
+  const written = new Map<string, RawManifest>();
+  for (const image of graph.images) {
+    written.set(image.raw.digest, rewriteImage(image, jobs));
+  }
+  if (graph.index === undefined) {
+    const only = written.get(graph.images[0]!.raw.digest)!;
+    await destination.putManifest(only, tags);
+    emit({ type: "manifest-put", digest: only.digest, mediaType: only.mediaType, tags });
+    return only;
+  }
+  for (const child of written.values()) {
+    await destination.putManifest(child, []);
+    emit({ type: "manifest-put", digest: child.digest, mediaType: child.mediaType, tags: [] });
+  }
+  const index = rewriteIndex(graph.index.raw, written);
+  await destination.putManifest(index, tags);
+  emit({ type: "manifest-put", digest: index.digest, mediaType: index.mediaType, tags });
+  return index;
+}
+
+/** The image manifest with its layers as they were written; the same bytes when nothing changed. */
+function rewriteImage(image: ImageNode, jobs: Map<string, BlobJob>): RawManifest {
+  const results = image.manifest.layers.map((layer) => jobs.get(layer.digest)!.result!);
+  const changed = results.some(
+    (r, i) =>
+      r.digest !== image.manifest.layers[i]!.digest || r.mediaType !== image.manifest.layers[i]!.mediaType,
+  );
+  if (!changed) return image.raw;
+  const doc = JSON.parse(image.raw.bytes.toString("utf8")) as { layers: Record<string, unknown>[] };
+  doc.layers = doc.layers.map((layer, i) => ({
+    ...layer,
+    mediaType: results[i]!.mediaType,
+    digest: results[i]!.digest,
+    size: results[i]!.size,
+  }));
+  return rawJson(doc, image.raw.mediaType);
+}
+
+function rewriteIndex(raw: RawManifest, written: Map<string, RawManifest>): RawManifest {
+  const doc = JSON.parse(raw.bytes.toString("utf8")) as { manifests: Record<string, unknown>[] };
+  let changed = false;
+  doc.manifests = doc.manifests.map((entry) => {
+    const now = written.get(entry.digest as string);
+    if (now === undefined || now.digest === entry.digest) return entry;
+    changed = true;
+    return { ...entry, digest: now.digest, size: now.bytes.length };
+  });
+  return changed ? rawJson(doc, raw.mediaType) : raw;
+}
+
+function rawJson(doc: unknown, mediaType: string): RawManifest {
+  const bytes = Buffer.from(JSON.stringify(doc, null, 2));
+  return { bytes, mediaType, digest: sha256Digest(bytes) };
+}

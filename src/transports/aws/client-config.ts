@@ -1,0 +1,39 @@
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { FullJitterRetryStrategy, type RetryPolicyOptions } from "./retry.js";
+
+/** How to reach and authenticate to an AWS service; every field is optional. */
+export interface AwsOptions {
+  /** Default: the region in the registry host name, else the SDK's chain (AWS_REGION, profile). */
+  region?: string;
+  /** Default: the SDK's own resolution (AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL_ECR_PUBLIC, profile). */
+  endpointUrl?: string;
+  /** A profile of the shared config files; default: AWS_PROFILE or `default`. */
+  profile?: string;
+  /** Default: the SDK's credential chain (environment, SSO, profiles, container and instance roles). */
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  retry?: RetryPolicyOptions;
+  /** Sockets per client. Default 64: enough for every blob and read-ahead in flight. */
+  maxSockets?: number;
+}
+
+/** The configuration every ecrx SDK client shares. */
+export function sdkClientConfig(options: AwsOptions, region: string | undefined) {
+  const maxSockets = options.maxSockets ?? 64;
+  return {
+    ...(region === undefined ? {} : { region }),
+    ...(options.endpointUrl === undefined ? {} : { endpoint: options.endpointUrl }),
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    retryStrategy: new FullJitterRetryStrategy(options.retry),
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 10_000,
+      // An idle socket for this long means a stalled peer: fail the attempt so it is retried.
+      socketTimeout: 120_000,
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+    }),
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The calls the ECR destination and source make, behind one small interface so that private ECR
+ * and ECR Public (same operations, different clients, limits and identifiers) share one
+ * implementation of the upload protocol.
+ */
+export interface RepositoryInfo {
+  repositoryName: string;
+  imageTagMutability: string | undefined;
+}
+
+export interface LayerAvailability {
+  digest: string;
+  available: boolean;
+}
+
+export interface RegistryLimits {
+  /** Parts per layer upload: 4,200 for ECR, 1,000 for ECR Public. */
+  maxParts: number;
+  /** Bytes per layer: 52,000 MiB for ECR, 10,000 MiB for ECR Public. */
+  maxLayerBytes: number;
+}
+
+export interface EcrApi {
+  /** For messages: `ecr` or `ecr-public`, and the repository. */
+  readonly service: "ecr" | "ecr-public";
+  readonly repositoryName: string;
+  readonly limits: RegistryLimits;
+  /** undefined when the repository does not exist. */
+  describeRepository(): Promise<RepositoryInfo | undefined>;
+  createRepository(options: { immutable: boolean }): Promise<void>;
+  /** One BatchCheckLayerAvailability call: at most 100 digests. */
+  checkLayers(digests: string[]): Promise<LayerAvailability[]>;
+  initiateLayerUpload(): Promise<{ uploadId: string; partSize: number | undefined }>;
+  /** Returns lastByteReceived. */
+  uploadLayerPart(uploadId: string, firstByte: number, lastByte: number, blob: Uint8Array): Promise<number>;
+  /** Returns the digest the registry computed. */
+  completeLayerUpload(uploadId: string, digest: string): Promise<string>;
+  putImage(manifest: string, mediaType: string, options: { tag?: string; digest?: string }): Promise<void>;
+  /** The digest the tag points at, or undefined when the tag does not exist. */
+  digestOfTag(tag: string): Promise<string | undefined>;
+  close(): void;
+}

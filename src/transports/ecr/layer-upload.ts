@@ -1,0 +1,134 @@
+import { createHash, type Hash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { EcrxError } from "../../errors.js";
+import { PartReader } from "../../transfer/part-reader.js";
+import { choosePartSize } from "../../transfer/part-size.js";
+import type { ProgressFn } from "../types.js";
+import type { EcrApi } from "./api.js";
+import { ecrError, exceptionName } from "./errors.js";
+
+export interface LayerUploadOptions {
+  /** Known digest (verified by the registry at CompleteLayerUpload), or undefined to compute it. */
+  digest: string | undefined;
+  /** Exact size, or an upper bound when the body is produced on the way (compression). */
+  sizeHint: number;
+  /** Requested part size; grown when the layer would need too many parts. */
+  partSize: number | undefined;
+  progress: ProgressFn;
+  signal?: AbortSignal | undefined;
+}
+
+/** How many times one part is resumed after InvalidLayerPartException before giving up. */
+const MAX_PART_RESUMES = 5;
+
+/**
+ * Uploads one blob through ECR's layer-upload protocol:
+ * InitiateLayerUpload -> UploadLayerPart (strictly consecutive, the next part read while the
+ * previous one is in flight) -> CompleteLayerUpload -> the registry's digest compared with ours.
+ *
+ * Transient failures of one request are retried by the SDK (see aws/retry.ts). When a part's
+ * response was lost after the registry applied it, the retried request fails with
+ * InvalidLayerPartException carrying `lastValidByteReceived`: the upload goes on from the byte
+ * after it, never from byte 0 (ecr-spec.md section 3).
+ *
+ * Memory: two parts (the one in flight and the one read ahead) plus the request body.
+ */
+export async function uploadLayer(
+  api: EcrApi,
+  body: Readable,
+  options: LayerUploadOptions,
+): Promise<{ digest: string; size: number }> {
+  const partSize = choosePartSize(options.sizeHint, api.limits.maxParts, options.partSize);
+  const reader = new PartReader(body, partSize);
+  const hash: Hash | undefined = options.digest === undefined ? createHash("sha256") : undefined;
+  let uploadId: string;
+  try {
+    ({ uploadId } = await api.initiateLayerUpload());
+  } catch (err) {
+    await reader.cancel();
+    throw ecrError(err, `InitiateLayerUpload in ${api.repositoryName}`);
+  }
+
+  let offset = 0;
+  let parts = 0;
+  try {
+    let pending = reader.next();
+    for (;;) {
+      const part = await pending;
+      if (part === undefined) break;
+      // Read ahead: the next part fills while this one is on the wire.
+      pending = reader.next();
+      // A rejected read-ahead is awaited in the next loop turn; do not let it go unhandled meanwhile.
+      pending.catch(() => undefined);
+      options.signal?.throwIfAborted();
+      hash?.update(part);
+      parts += 1;
+      if (parts > api.limits.maxParts) {
+        throw new EcrxError("UNSUPPORTED", `the layer needs more than ${api.limits.maxParts} parts`);
+      }
+      await sendPart(api, uploadId, offset, part);
+      offset += part.length;
+      options.progress(part.length);
+    }
+  } catch (err) {
+    await reader.cancel();
+    throw ecrError(err, `UploadLayerPart in ${api.repositoryName}`);
+  }
+
+  if (offset === 0) {
+    throw new EcrxError(
+      "UNSUPPORTED",
+      "a zero-byte blob cannot be pushed through the ECR API (EmptyUploadException)",
+    );
+  }
+  if (offset > api.limits.maxLayerBytes) {
+    throw new EcrxError("UNSUPPORTED", `the layer has ${offset} bytes, more than ${api.service} accepts`);
+  }
+  const digest = options.digest ?? `sha256:${hash!.digest("hex")}`;
+  let registryDigest: string;
+  try {
+    registryDigest = await api.completeLayerUpload(uploadId, digest);
+  } catch (err) {
+    // Another push of the same blob won the race: the registry has it, which is all we want.
+    if (exceptionName(err) === "LayerAlreadyExistsException") return { digest, size: offset };
+    throw ecrError(err, `CompleteLayerUpload of ${digest} in ${api.repositoryName}`);
+  }
+  if (registryDigest !== digest) {
+    throw new EcrxError(
+      "INTEGRITY",
+      `the registry computed ${registryDigest} for the blob we sent as ${digest}`,
+    );
+  }
+  return { digest, size: offset };
+}
+
+/** Sends one part, resuming from what the registry reports it has when a response was lost. */
+async function sendPart(api: EcrApi, uploadId: string, firstByte: number, part: Buffer): Promise<void> {
+  const lastByte = firstByte + part.length - 1;
+  let from = firstByte;
+  for (let resumes = 0; ; resumes++) {
+    try {
+      const received = await api.uploadLayerPart(uploadId, from, lastByte, part.subarray(from - firstByte));
+      if (received !== lastByte) {
+        throw new EcrxError(
+          "NETWORK",
+          `the registry acknowledged byte ${received} of a part ending at ${lastByte}`,
+        );
+      }
+      return;
+    } catch (err) {
+      const lastValid = (err as { lastValidByteReceived?: unknown }).lastValidByteReceived;
+      if (exceptionName(err) !== "InvalidLayerPartException" || typeof lastValid !== "number") throw err;
+      const resumeAt = lastValid + 1;
+      if (resumeAt > lastByte) return; // the lost response was for this very part: it arrived whole
+      if (resumeAt < firstByte || resumes >= MAX_PART_RESUMES) {
+        throw new EcrxError(
+          "NETWORK",
+          `the registry lost bytes already acknowledged (it has up to ${lastValid}, the part starts at ${firstByte})`,
+          { cause: err },
+        );
+      }
+      from = resumeAt;
+    }
+  }
+}
