@@ -1,0 +1,114 @@
+import type { Command } from "commander";
+import { EcrxError } from "../../errors.js";
+import { serve, type RunningServer, type ServeOptions } from "../../emulator/server.js";
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  data?: string;
+  region: string;
+  account: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  rates: string;
+  faults?: string;
+  faultSeed?: string;
+}
+
+function integerFlag(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new EcrxError("USAGE", `invalid ${flag} "${value}": expected an integer in ${min}..${max}`);
+  }
+  return Number(value);
+}
+
+/** Turns the flags into ServeOptions; throws USAGE on a bad value (serve() checks the rest). */
+export function serveOptionsFromFlags(flags: ServeFlags): ServeOptions {
+  if (flags.rates !== "aws" && flags.rates !== "off") {
+    throw new EcrxError("USAGE", `invalid --rates "${flags.rates}": expected aws or off`);
+  }
+  return {
+    host: flags.host,
+    port: integerFlag("--port", flags.port, 0, 65535),
+    ...(flags.data === undefined ? {} : { dataDir: flags.data }),
+    region: flags.region,
+    accountId: flags.account,
+    accessKeyId: flags.accessKeyId,
+    secretAccessKey: flags.secretAccessKey,
+    rates: flags.rates,
+    ...(flags.faults === undefined ? {} : { faults: flags.faults }),
+    ...(flags.faultSeed === undefined
+      ? {}
+      : { faultSeed: integerFlag("--fault-seed", flags.faultSeed, 0, 2 ** 31 - 1) }),
+  };
+}
+
+/** Quotes a value for a POSIX shell when it needs it. */
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export function describeServer(
+  server: RunningServer,
+  options: { temporaryData: boolean; faults?: string },
+): string {
+  const lines = [
+    `ecrx serve: local ECR listening on ${server.url} (ECR API, ECR Public API, download URLs)`,
+    `  data:              ${server.dataDir}${options.temporaryData ? " (temporary, removed on exit)" : ""}`,
+    `  account / region:  ${server.accountId} / ${server.region} (ECR Public: us-east-1)`,
+    `  image references:  ${server.registryHost}/<repository>:<tag>`,
+    `  ECR Public:        public.ecr.aws/${server.publicRegistryAlias}/<repository>:<tag> (through AWS_ENDPOINT_URL_ECR_PUBLIC)`,
+  ];
+  if (options.faults !== undefined) {
+    lines.push(`  faults:            ${options.faults} (--fault-seed ${server.faultSeed} repeats them)`);
+  }
+  lines.push("", "Paste into your shell:");
+  for (const [name, value] of Object.entries(server.env)) lines.push(`export ${name}=${shellQuote(value)}`);
+  lines.push("", "Stop with Ctrl-C.");
+  return `${lines.join("\n")}\n`;
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      resolve(signal);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("Run a local ECR (ECR API, ECR Public API, download URLs) for tests and demos.")
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on; 0 picks a free one", "5000")
+    .option("--data <dir>", "keep the data in DIR (default: a temporary folder removed on exit)")
+    .option("--region <region>", "region of the ECR API", "us-east-1")
+    .option("--account <id>", "12-digit account id of the credentials", "000000000000")
+    .option("--access-key-id <id>", "the only access key id accepted", "test")
+    .option("--secret-access-key <secret>", "its secret access key", "test")
+    .option("--rates <mode>", "aws: ECR's default request rates; off: unlimited", "aws")
+    .option(
+      "--faults <spec>",
+      'inject faults, e.g. "UploadLayerPart:lost=0.05,PutImage:throttle=0.3,*:latency=20"',
+    )
+    .option("--fault-seed <n>", "seed of the fault draws, to repeat a run")
+    .action(async (flags: ServeFlags) => {
+      const options = serveOptionsFromFlags(flags);
+      const stopped = untilSignal();
+      const server = await serve(options);
+      process.stdout.write(
+        describeServer(server, {
+          temporaryData: options.dataDir === undefined,
+          ...(options.faults === undefined ? {} : { faults: options.faults }),
+        }),
+      );
+      const signal = await stopped;
+      process.stderr.write(`ecrx serve: ${signal}, stopping\n`);
+      await server.close();
+    });
+}
