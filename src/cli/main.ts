@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerPush } from "./commands/push.js";
 import { registerServe } from "./commands/serve.js";
 import { reportFatal } from "./output.js";
+
+// The SDK warns on every run that its 2027 releases will need Node 22; ecrx pins SDK versions that
+// support Node 20, so the warning tells our users nothing they can act on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 export function buildProgram(): Command {
   const program = new Command("ecrx")
@@ -9,6 +14,7 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces and wire details (secrets redacted)")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerPush(program);
   registerServe(program);
   return program;
 }

@@ -40,3 +40,37 @@ export interface EcrApi {
   digestOfTag(tag: string): Promise<string | undefined>;
   close(): void;
 }
+
+/** The shape both services give BatchCheckLayerAvailability's answer. */
+interface LayerCheckOutput {
+  layers?: { layerDigest?: string | undefined; layerAvailability?: string | undefined }[] | undefined;
+  failures?:
+    | {
+        layerDigest?: string | undefined;
+        failureCode?: string | undefined;
+        failureReason?: string | undefined;
+      }[]
+    | undefined;
+}
+
+/**
+ * Reads a BatchCheckLayerAvailability answer. An absent layer may come back as UNAVAILABLE or as a
+ * MissingLayerDigest failure (ecr-spec.md section 3): both mean "upload it". An InvalidLayerDigest
+ * failure means we sent a malformed digest, which is our bug, so it throws.
+ */
+export function layerAvailability(out: LayerCheckOutput): LayerAvailability[] {
+  const result: LayerAvailability[] = [];
+  for (const layer of out.layers ?? []) {
+    if (layer.layerDigest)
+      result.push({ digest: layer.layerDigest, available: layer.layerAvailability === "AVAILABLE" });
+  }
+  for (const failure of out.failures ?? []) {
+    if (failure.failureCode === "InvalidLayerDigest") {
+      throw Object.assign(new Error(`${failure.layerDigest}: ${failure.failureReason}`), {
+        name: "InvalidLayerDigest",
+      });
+    }
+    if (failure.layerDigest) result.push({ digest: failure.layerDigest, available: false });
+  }
+  return result;
+}

@@ -12,7 +12,7 @@ import {
 import { MANIFEST_TYPES } from "../../manifest/media-types.js";
 import { MiB } from "../../transfer/part-size.js";
 import { sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
-import type { EcrApi, LayerAvailability, RepositoryInfo } from "./api.js";
+import { layerAvailability, type EcrApi, type LayerAvailability, type RepositoryInfo } from "./api.js";
 import { exceptionName } from "./errors.js";
 import { layerPartBodyPlugin } from "./part-body.js";
 
@@ -79,26 +79,9 @@ export class PrivateEcrApi implements EcrApi {
   }
 
   async checkLayers(digests: string[]): Promise<LayerAvailability[]> {
-    const out = await this.client.send(
-      new BatchCheckLayerAvailabilityCommand({ ...this.ids, layerDigests: digests }),
+    return layerAvailability(
+      await this.client.send(new BatchCheckLayerAvailabilityCommand({ ...this.ids, layerDigests: digests })),
     );
-    const result: LayerAvailability[] = [];
-    for (const layer of out.layers ?? []) {
-      if (layer.layerDigest) {
-        result.push({ digest: layer.layerDigest, available: layer.layerAvailability === "AVAILABLE" });
-      }
-    }
-    for (const failure of out.failures ?? []) {
-      // ECR may report an absent layer as UNAVAILABLE or as a MissingLayerDigest failure
-      // (ecr-spec.md section 3): both mean "upload it". InvalidLayerDigest is our bug.
-      if (failure.failureCode === "InvalidLayerDigest") {
-        throw Object.assign(new Error(`${failure.layerDigest}: ${failure.failureReason}`), {
-          name: "InvalidLayerDigest",
-        });
-      }
-      if (failure.layerDigest) result.push({ digest: failure.layerDigest, available: false });
-    }
-    return result;
   }
 
   async initiateLayerUpload(): Promise<{ uploadId: string; partSize: number | undefined }> {

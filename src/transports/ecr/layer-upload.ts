@@ -121,6 +121,8 @@ async function sendPart(api: EcrApi, uploadId: string, firstByte: number, part: 
       if (exceptionName(err) !== "InvalidLayerPartException" || typeof lastValid !== "number") throw err;
       const resumeAt = lastValid + 1;
       if (resumeAt > lastByte) return; // the lost response was for this very part: it arrived whole
+      // The registry has exactly what we sent before this part: the part itself is what it refuses.
+      if (resumeAt === from) throw err;
       if (resumeAt < firstByte || resumes >= MAX_PART_RESUMES) {
         throw new EcrxError(
           "NETWORK",

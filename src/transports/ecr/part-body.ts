@@ -45,23 +45,27 @@ const spliceBlob: BuildMiddleware<object, MetadataBearer> =
   async (args: BuildHandlerArguments<object>) => {
     const blob = context[STASH];
     const request = args.request;
-    if (blob === undefined || !HttpRequest.isInstance(request) || typeof request.body !== "string") {
-      return next(args);
-    }
-    const json = request.body;
-    const at = json.indexOf(EMPTY_BLOB_MEMBER);
-    if (at < 0) throw new Error("UploadLayerPart body has no empty layerPartBlob member to fill");
-    const prefix = json.slice(0, at + EMPTY_BLOB_MEMBER.length - 1);
-    const suffix = json.slice(at + EMPTY_BLOB_MEMBER.length - 1);
-    const base64Length = 4 * Math.ceil(blob.byteLength / 3);
-    const body = Buffer.allocUnsafe(prefix.length + base64Length + suffix.length);
-    // The JSON around the blob is ASCII (names, numbers, a UUID), so one byte per character.
-    let offset = body.write(prefix, 0, "latin1");
-    const data = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
-    offset += body.write(data.toString("base64"), offset, "latin1");
-    body.write(suffix, offset, "latin1");
-    request.body = body;
-    request.headers["content-length"] = String(body.length);
+    if (blob === undefined || !HttpRequest.isInstance(request)) return next(args);
+    // The SDK's codec hands over the JSON as a string or as UTF-8 bytes, depending on its version.
+    const body: unknown = request.body;
+    const json =
+      typeof body === "string"
+        ? Buffer.from(body)
+        : body instanceof Uint8Array
+          ? Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+          : undefined;
+    const at = json?.indexOf(EMPTY_BLOB_MEMBER) ?? -1;
+    if (json === undefined || at < 0)
+      throw new Error("UploadLayerPart body has no empty layerPartBlob member to fill");
+    // Split between the two quotes of the empty string.
+    const split = at + EMPTY_BLOB_MEMBER.length - 1;
+    const base64 = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64");
+    const filled = Buffer.allocUnsafe(json.length + base64.length);
+    json.copy(filled, 0, 0, split);
+    filled.write(base64, split, "latin1");
+    json.copy(filled, split + base64.length, split);
+    request.body = filled;
+    request.headers["content-length"] = String(filled.length);
     return next(args);
   };
 

@@ -1,0 +1,132 @@
+import type { Readable } from "node:stream";
+import { BatchGetImageCommand, GetDownloadUrlForLayerCommand, type ECRClient } from "@aws-sdk/client-ecr";
+import { EcrxError } from "../../errors.js";
+import { sha256Digest } from "../../manifest/digest.js";
+import { MANIFEST_TYPES } from "../../manifest/media-types.js";
+import type { Descriptor, RawManifest } from "../../manifest/types.js";
+import { downloadBlob, type DownloadOptions } from "../http/blob-download.js";
+import type { ByteRange, ImageSource } from "../types.js";
+import type { EcrRepositoryAddress } from "./ecr-api.js";
+import { ecrError } from "./errors.js";
+
+export interface EcrSourceOptions {
+  /** The tag or digest of the root image. */
+  tag?: string | undefined;
+  digest?: string | undefined;
+  /** Tuning of ranged downloads (see http/blob-download.ts). */
+  download?: Pick<DownloadOptions, "rangeThreshold" | "rangeSize" | "parallel">;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A private ECR repository as an image source: BatchGetImage for manifests (every manifest type
+ * accepted, so ECR never converts and digests stay the registry's), GetDownloadUrlForLayer and a
+ * plain GET of the presigned URL for blobs, without the AWS Authorization header.
+ */
+export class EcrSource implements ImageSource {
+  readonly reference: string;
+
+  constructor(
+    private readonly client: ECRClient,
+    private readonly address: EcrRepositoryAddress,
+    reference: string,
+    private readonly options: EcrSourceOptions,
+  ) {
+    this.reference = reference;
+  }
+
+  private get ids() {
+    return { registryId: this.address.registryId, repositoryName: this.address.repositoryName };
+  }
+
+  async manifest(digest?: string): Promise<RawManifest> {
+    const imageId =
+      digest !== undefined
+        ? { imageDigest: digest }
+        : this.options.digest !== undefined
+          ? { imageDigest: this.options.digest }
+          : { imageTag: this.options.tag ?? "latest" };
+    const what = `${this.address.repositoryName}${imageId.imageDigest ? `@${imageId.imageDigest}` : `:${imageId.imageTag}`}`;
+    let out;
+    try {
+      out = await this.client.send(
+        new BatchGetImageCommand({
+          ...this.ids,
+          imageIds: [imageId],
+          acceptedMediaTypes: [...MANIFEST_TYPES],
+        }),
+      );
+    } catch (err) {
+      throw ecrError(err, `BatchGetImage ${what}`);
+    }
+    const image = out.images?.[0];
+    if (!image?.imageManifest) {
+      const failure = out.failures?.[0];
+      const code = failure?.failureCode === "ImageNotFound" ? "NOT_FOUND" : "INVALID_INPUT";
+      throw new EcrxError(
+        code,
+        `image ${what} not found in ${this.address.region}: ${failure?.failureReason ?? "no manifest"}`,
+        {
+          ...(failure?.failureCode === undefined ? {} : { awsName: failure.failureCode }),
+          hint: "check the tag or digest with `ecrx ls`",
+        },
+      );
+    }
+    const bytes = Buffer.from(image.imageManifest, "utf8");
+    const actual = sha256Digest(bytes);
+    const claimed = image.imageId?.imageDigest ?? actual;
+    if (actual !== claimed) {
+      throw new EcrxError(
+        "INTEGRITY",
+        `manifest of ${what} hashes to ${actual}, the registry says ${claimed}`,
+      );
+    }
+    return { bytes, mediaType: image.imageManifestMediaType ?? mediaTypeOf(bytes), digest: actual };
+  }
+
+  async blob(d: Descriptor, range?: ByteRange): Promise<Readable> {
+    if (range !== undefined) {
+      throw new EcrxError("UNSUPPORTED", "ranged reads of ECR blobs go through blob() whole");
+    }
+    const url = async () => {
+      try {
+        const out = await this.client.send(
+          new GetDownloadUrlForLayerCommand({ ...this.ids, layerDigest: d.digest }),
+        );
+        if (!out.downloadUrl) throw new EcrxError("NOT_FOUND", `no download URL for ${d.digest}`);
+        return out.downloadUrl;
+      } catch (err) {
+        throw ecrError(err, `GetDownloadUrlForLayer ${d.digest}`);
+      }
+    };
+    // Fetch the first URL now, so that a missing blob fails here and not inside the stream.
+    const first = await url();
+    let used = false;
+    return downloadBlob({
+      size: d.size,
+      url: async (fresh) => {
+        if (!fresh && !used) {
+          used = true;
+          return first;
+        }
+        return url();
+      },
+      ...this.options.download,
+      ...(this.options.signal === undefined ? {} : { signal: this.options.signal }),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+function mediaTypeOf(bytes: Buffer): string {
+  try {
+    const doc = JSON.parse(bytes.toString("utf8")) as { mediaType?: unknown };
+    if (typeof doc.mediaType === "string") return doc.mediaType;
+  } catch {
+    // parseManifest reports malformed JSON with context; here we only guess the type.
+  }
+  return "application/vnd.oci.image.manifest.v1+json";
+}
