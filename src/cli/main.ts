@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerDemo } from "./commands/demo.js";
+import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
 import { registerServe } from "./commands/serve.js";
 import { reportFatal } from "./output.js";
@@ -14,7 +16,9 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces and wire details (secrets redacted)")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerDemo(program);
   registerPush(program);
+  registerPull(program);
   registerServe(program);
   return program;
 }

@@ -1,0 +1,58 @@
+import type { Command } from "commander";
+import { demo } from "../../demo/demo.js";
+import { EcrxError } from "../../errors.js";
+import { outputOptions, withInterrupt } from "../common.js";
+import { formatBytes, formatRate } from "../format.js";
+import { createRenderer, outputMode } from "../progress.js";
+
+export function registerDemo(program: Command): void {
+  const command = program
+    .command("demo")
+    .summary("try ecrx without an AWS account: push and pull an image through a local ECR")
+    .description(
+      "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers,\n" +
+        "about 36 MB), pushes it through the ECR API with live progress, pulls it back into an OCI\n" +
+        "layout verifying every digest, prints the throughput and cleans up.",
+    );
+  outputOptions(command);
+  command.action(async (flags: { json?: boolean; quiet?: boolean }) => {
+    const mode = outputMode(flags);
+    const say = (line: string) => {
+      if (mode === "json") process.stdout.write(`${JSON.stringify({ type: "step", message: line })}\n`);
+      else if (mode !== "quiet") process.stderr.write(`==> ${line}\n`);
+    };
+    let renderer = createRenderer(mode, "push");
+    const result = await withInterrupt((signal) =>
+      demo({
+        signal,
+        onStep: (message) => {
+          // A fresh set of bars for each transfer.
+          renderer.finish();
+          say(message);
+          renderer = createRenderer(mode, message.startsWith("pulling") ? "pull" : "push");
+        },
+        onEvent: (event) => renderer.onEvent(event),
+      }),
+    ).finally(() => renderer.finish());
+    if (!result.verified) {
+      throw new EcrxError("INTEGRITY", `pulled ${result.pull.digest}, pushed ${result.digest}`);
+    }
+    if (mode === "json") {
+      process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
+      return;
+    }
+    const { push, pull } = result;
+    process.stdout.write(
+      [
+        "",
+        `pushed ${result.reference}@${result.digest}`,
+        `  push: ${push.blobsSent} blobs, ${formatBytes(push.bytesSent)} sent (gzip on the way) in ${push.seconds.toFixed(2)} s, ${formatRate(push.bytesSent, push.seconds)}`,
+        `  pull: ${pull.blobsSent} blobs, ${formatBytes(pull.bytesSent)} in ${pull.seconds.toFixed(2)} s, ${formatRate(pull.bytesSent, pull.seconds)}`,
+        "  every digest verified: the image pulled back is the image pushed",
+        "",
+        "Next: `ecrx serve` runs the local ECR on its own; `ecrx push --help` shows how to push your images.",
+        "",
+      ].join("\n"),
+    );
+  });
+}
