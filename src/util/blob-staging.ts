@@ -1,0 +1,80 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { DigestVerifier, parseDigest, sha256Digest, type ExpectedBlob } from "../manifest/digest.js";
+import type { Digest } from "../manifest/types.js";
+
+/**
+ * Blobs written into a private folder as `<dir>/<algorithm>/<hex>` (the OCI layout's own naming),
+ * each first under a temporary name and renamed only once its digest and size are verified, so
+ * every name in the folder is a complete, correct blob.
+ */
+export class BlobStaging {
+  readonly dir: string;
+  private readonly sizes = new Map<Digest, number>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  has(digest: Digest): boolean {
+    return this.sizes.has(digest);
+  }
+
+  /** The staged file of a blob. */
+  path(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.dir, algorithm, hex);
+  }
+
+  /** Digests and sizes of the staged blobs. */
+  entries(): IterableIterator<[Digest, number]> {
+    return this.sizes.entries();
+  }
+
+  /** Streams `body` to disk, verifying it against `expected`; returns the digest and size written. */
+  async put(
+    expected: ExpectedBlob,
+    body: Readable,
+    onBytes: (bytes: number) => void,
+    what?: string,
+  ): Promise<{ digest: Digest; size: number }> {
+    const temporary = await this.temporaryName();
+    const verifier = new DigestVerifier(expected, { onBytes, ...(what === undefined ? {} : { what }) });
+    try {
+      await pipeline(body, verifier, createWriteStream(temporary));
+      const digest = verifier.digest!;
+      await this.publish(temporary, digest);
+      this.sizes.set(digest, verifier.bytes);
+      return { digest, size: verifier.bytes };
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+  }
+
+  /** Stages small content (manifests) already in memory; returns its sha256 digest. */
+  async putBytes(bytes: Buffer): Promise<Digest> {
+    const digest = sha256Digest(bytes);
+    if (this.has(digest)) return digest;
+    const temporary = await this.temporaryName();
+    await writeFile(temporary, bytes);
+    await this.publish(temporary, digest);
+    this.sizes.set(digest, bytes.length);
+    return digest;
+  }
+
+  private async temporaryName(): Promise<string> {
+    await mkdir(this.dir, { recursive: true });
+    return join(this.dir, `.partial-${randomBytes(8).toString("hex")}`);
+  }
+
+  private async publish(temporary: string, digest: Digest): Promise<void> {
+    const final = this.path(digest);
+    await mkdir(join(final, ".."), { recursive: true });
+    await rename(temporary, final);
+  }
+}
