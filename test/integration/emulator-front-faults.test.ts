@@ -65,9 +65,7 @@ describe("faults on API operations", () => {
         ecrClient(server).send(new CreateRepositoryCommand({ repositoryName: "rx" })),
       );
       expect(err.$metadata?.httpStatusCode).toBeUndefined();
-      expect(`${err.name} ${err.code ?? ""} ${err.message}`).toMatch(
-        /ECONNRESET|socket hang up|TimeoutError/i,
-      );
+      expect(`${err.name} ${err.code ?? ""} ${err.message}`).toMatch(/ECONNRESET|socket hang up/i);
       expect(await repositoryNames(server)).toEqual([]);
     }));
 
