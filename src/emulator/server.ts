@@ -301,7 +301,7 @@ function dropConnection(req: IncomingMessage): void {
 
 class Front {
   private readonly limiter: RateLimiter;
-  readonly downloads: DownloadUrlSigner;
+  private readonly downloads: DownloadUrlSigner;
 
   constructor(
     private readonly options: ResolvedOptions,
