@@ -4,8 +4,9 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DigestVerifier, parseDigest, sha256Digest, type ExpectedBlob } from "../manifest/digest.js";
-import type { Digest } from "../manifest/types.js";
+import { DigestVerifier, parseDigest, sha256Digest } from "../manifest/digest.js";
+import type { Descriptor, Digest } from "../manifest/types.js";
+import type { BlobToPut, ProgressFn } from "../transports/types.js";
 
 /**
  * Blobs written into a private folder as `<dir>/<algorithm>/<hex>` (the OCI layout's own naming),
@@ -35,21 +36,22 @@ export class BlobStaging {
     return this.sizes.entries();
   }
 
-  /** Streams `body` to disk, verifying it against `expected`; returns the digest and size written. */
-  async put(
-    expected: ExpectedBlob,
-    body: Readable,
-    onBytes: (bytes: number) => void,
-    what?: string,
-  ): Promise<{ digest: Digest; size: number }> {
+  /**
+   * Streams a blob to disk, verifying it as `putBlob` requires (digest computed when not given,
+   * size exact or an upper bound); returns its descriptor. `what` names it in errors.
+   */
+  async put(blob: BlobToPut, body: Readable, progress: ProgressFn, what: string): Promise<Descriptor> {
     const temporary = await this.temporaryName();
-    const verifier = new DigestVerifier(expected, { onBytes, ...(what === undefined ? {} : { what }) });
+    const verifier = new DigestVerifier(blob, {
+      onBytes: progress,
+      what: `${what}: blob ${blob.digest ?? ""}`.trimEnd(),
+    });
     try {
       await pipeline(body, verifier, createWriteStream(temporary));
       const digest = verifier.digest!;
       await this.publish(temporary, digest);
       this.sizes.set(digest, verifier.bytes);
-      return { digest, size: verifier.bytes };
+      return { mediaType: blob.mediaType, digest, size: verifier.bytes };
     } catch (err) {
       await rm(temporary, { force: true });
       throw err;

@@ -43,7 +43,11 @@ export async function indexTar(path: string): Promise<TarIndex> {
     while (true) {
       const { bytesRead } = await handle.read(header, 0, BLOCK, offset);
       if (bytesRead === 0 && members.size > 0) break; // no end-of-archive blocks: tolerated, as Go's archive/tar does
-      if (bytesRead < BLOCK) throw truncated(path, offset, members.size);
+      if (bytesRead < BLOCK) {
+        throw offset === 0
+          ? invalid(`${path} is not a tar archive (${bytesRead} bytes)`)
+          : truncated(path, offset, members.size);
+      }
       if (header.every((b) => b === 0)) break;
       if (!checksumOk(header)) {
         if (offset === 0) throw invalid(`${path} is not a tar archive`);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { createGzip } from "node:zlib";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EcrxError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/manifest/digest.js";
@@ -15,6 +16,7 @@ import { openOciLayoutSource } from "../../src/transports/oci-layout/source.js";
 import { indexTar } from "../../src/util/tar.js";
 import { writeTar, type TarEntry } from "../../src/util/tar-write.js";
 import { copyImage, readWholeImage } from "../helpers/copy.js";
+import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
@@ -28,17 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function expectError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code} ${String(message)}`).toBeInstanceOf(EcrxError);
-  expect((err as EcrxError).code).toBe(code);
-  expect((err as EcrxError).message).toMatch(message);
-  expect((err as EcrxError).message).not.toContain("\n");
-}
 
 /** A classic docker save archive with the given members besides a valid one-layer image. */
 async function classicArchive(extra: TarEntry[], options: { layerName?: string; skipLayer?: boolean } = {}) {
@@ -94,7 +85,7 @@ describe("docker-archive source", () => {
       ),
     );
     expect(part.subarray(257, 262).toString()).toBe("ustar");
-    await expectError(source.manifest(sha256Digest(Buffer.from("x"))), "NOT_FOUND", /has no manifest/);
+    await expectEcrxError(source.manifest(sha256Digest(Buffer.from("x"))), "NOT_FOUND", /has no manifest/);
     await source.close();
   });
 
@@ -113,7 +104,7 @@ describe("docker-archive source", () => {
       expect(await readWholeImage(source)).toBeGreaterThan(0);
       await source.close();
     }
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(image.path, "team/app:v4"),
       "INVALID_INPUT",
       /no image named team\/app:v4/,
@@ -150,7 +141,7 @@ describe("docker-archive source", () => {
         ),
       },
     ]);
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(path),
       "INVALID_INPUT",
       /several images and no name:tag given; it holds alpine:1, \(untagged #2\)/,
@@ -189,31 +180,31 @@ describe("docker-archive source", () => {
     await source.close();
     const escaping = join(dir, `escaping-${n++}.tar`);
     await build(escaping, "../../etc/passwd");
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(escaping),
       "INVALID_INPUT",
       /symlink "def\/layer.tar" points outside the archive/,
     );
-    await expectError(openDockerArchiveSource(inside), "INVALID_INPUT", /"def\/layer.tar" is missing/);
+    await expectEcrxError(openDockerArchiveSource(inside), "INVALID_INPUT", /"def\/layer.tar" is missing/);
   });
 
   it("rejects broken archives with one-line errors", async () => {
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(await classicArchive([], { skipLayer: true })),
       "INVALID_INPUT",
       /layer "abc\/layer.tar" is missing/,
     );
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(await classicArchive([{ name: "../x", bytes: Buffer.from("x") }])),
       "INVALID_INPUT",
       /"\.\.\/x" points outside/,
     );
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(await classicArchive([{ name: "/abs", bytes: Buffer.from("x") }])),
       "INVALID_INPUT",
       /"\/abs" is an absolute path/,
     );
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(await classicArchive([{ name: "manifest.json", bytes: Buffer.from("[]") }])),
       "INVALID_INPUT",
       /holds "manifest.json" twice/,
@@ -227,13 +218,13 @@ describe("docker-archive source", () => {
     const bytes = await readFile(image.path);
     const cut = join(dir, `cut-${n++}.tar`);
     await writeFile(cut, bytes.subarray(0, 30 * KiB));
-    await expectError(openDockerArchiveSource(cut), "INVALID_INPUT", /is truncated/);
+    await expectEcrxError(openDockerArchiveSource(cut), "INVALID_INPUT", /is truncated/);
     const garbage = join(dir, `garbage-${n++}.tar`);
     await writeFile(garbage, Buffer.alloc(4096, 0x41));
-    await expectError(openDockerArchiveSource(garbage), "INVALID_INPUT", /is not a tar archive/);
+    await expectEcrxError(openDockerArchiveSource(garbage), "INVALID_INPUT", /is not a tar archive/);
     const badGzip = join(dir, `bad-${n++}.tar.gz`);
     await writeFile(badGzip, Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(badGzip),
       "INVALID_INPUT",
       /could not be decompressed \(gzip\)/,
@@ -241,7 +232,7 @@ describe("docker-archive source", () => {
 
     const noManifest = join(dir, `nomanifest-${n++}.tar`);
     await writeTar(noManifest, [{ name: "hello.txt", bytes: Buffer.from("hi") }]);
-    await expectError(openDockerArchiveSource(noManifest), "INVALID_INPUT", /has no manifest.json/);
+    await expectEcrxError(openDockerArchiveSource(noManifest), "INVALID_INPUT", /has no manifest.json/);
 
     const mismatch = join(dir, `mismatch-${n++}.tar`);
     await writeTar(mismatch, [
@@ -252,7 +243,7 @@ describe("docker-archive source", () => {
         bytes: Buffer.from(JSON.stringify([{ Config: "c.json", RepoTags: [], Layers: ["l.tar"] }])),
       },
     ]);
-    await expectError(
+    await expectEcrxError(
       openDockerArchiveSource(mismatch),
       "INVALID_INPUT",
       /lists 1 layers but the config has 0 diff_ids/,
@@ -269,7 +260,7 @@ describe("docker-archive source", () => {
         bytes: Buffer.from(JSON.stringify([{ Config: `${"ab".repeat(32)}.json`, RepoTags: [], Layers: [] }])),
       },
     ]);
-    await expectError(openDockerArchiveSource(wrongConfigName), "INTEGRITY", /hashes to sha256:/);
+    await expectEcrxError(openDockerArchiveSource(wrongConfigName), "INTEGRITY", /hashes to sha256:/);
   });
 });
 
@@ -345,7 +336,7 @@ describe("docker-archive destination", () => {
     const folder = fresh();
     await mkdir(folder);
     const destination = await createDockerArchiveDestination(join(folder, "out.tar"));
-    await expectError(
+    await expectEcrxError(
       copyImage(await openOciLayoutSource(image.path), destination),
       "UNSUPPORTED",
       /holds one platform, not an image index/,
@@ -357,7 +348,7 @@ describe("docker-archive destination", () => {
     const image = await buildImage({ format: "oci-layout", dir: fresh() });
     const destination = await createDockerArchiveDestination(join(fresh(), "out.tar"));
     const root = image.root;
-    await expectError(
+    await expectEcrxError(
       destination.putManifest({ bytes: root.bytes, mediaType: root.mediaType, digest: root.digest }, []),
       "INTERNAL",
       /was not written before its manifest/,
@@ -381,13 +372,13 @@ describe("sniffImageFile", () => {
     const gz = join(dir, `x-${n++}.tar.gz`);
     await writeTar(gz, [{ name: "manifest.json", bytes: Buffer.from("[]") }], createGzip());
     expect(await sniffImageFile(gz)).toBe("docker-archive");
-    await expectError(sniffImageFile(join(dir, "missing")), "USAGE", /no such file/);
+    await expectEcrxError(sniffImageFile(join(dir, "missing")), "USAGE", /no such file/);
     const plain = join(dir, `plain-${n++}.tar`);
     await writeTar(plain, [{ name: "a.txt", bytes: Buffer.from("a") }]);
-    await expectError(sniffImageFile(plain), "INVALID_INPUT", /not an image/);
+    await expectEcrxError(sniffImageFile(plain), "INVALID_INPUT", /not an image/);
     const folder = fresh();
     await mkdir(folder);
-    await expectError(sniffImageFile(folder), "INVALID_INPUT", /without an oci-layout file/);
+    await expectEcrxError(sniffImageFile(folder), "INVALID_INPUT", /without an oci-layout file/);
   });
 });
 
@@ -442,4 +433,42 @@ describe("docker-archive interop with skopeo", () => {
       }
     },
   );
+});
+
+describe("tar index on arbitrary bytes", () => {
+  it("returns an index or a clean INVALID_INPUT, never another exception", async () => {
+    const valid = await readFile((await buildImage({ format: "docker-archive-classic", dir: fresh() })).path);
+    const path = join(dir, `fuzz-${n++}.tar`);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 3000 }).map((b) => Buffer.from(b)),
+          // A valid archive with a few bytes changed or cut short.
+          fc
+            .tuple(
+              fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), {
+                maxLength: 8,
+              }),
+              fc.nat(valid.length),
+            )
+            .map(([changes, length]) => {
+              const copy = Buffer.from(valid);
+              for (const [at, value] of changes) copy[at] = value;
+              return copy.subarray(0, length);
+            }),
+        ),
+        async (bytes) => {
+          await writeFile(path, bytes);
+          try {
+            const source = await openDockerArchiveSource(path);
+            await source.close();
+          } catch (err) {
+            expect(err).toBeInstanceOf(EcrxError);
+            expect(["INVALID_INPUT", "INTEGRITY", "UNSUPPORTED"]).toContain((err as EcrxError).code);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });

@@ -14,7 +14,6 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EcrxError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/manifest/digest.js";
 import { MediaType } from "../../src/manifest/media-types.js";
 import type { ImageIndex } from "../../src/manifest/types.js";
@@ -25,6 +24,7 @@ import {
 import { openOciArchiveSource, openOciLayoutSource } from "../../src/transports/oci-layout/source.js";
 import { writeTar } from "../../src/util/tar-write.js";
 import { copyImage, readWholeImage } from "../helpers/copy.js";
+import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
@@ -38,17 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function expectError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code} ${String(message)}`).toBeInstanceOf(EcrxError);
-  expect((err as EcrxError).code).toBe(code);
-  expect((err as EcrxError).message).toMatch(message);
-  expect((err as EcrxError).message).not.toContain("\n");
-}
 
 function blobFile(layout: string, digest: string): string {
   return join(layout, "blobs", "sha256", digest.slice(7));
@@ -119,19 +108,23 @@ describe("OCI layout source", () => {
     const source = await openOciLayoutSource(target, "b");
     expect((await source.manifest()).digest).toBe(b.root.digest);
     await source.close();
-    await expectError(
+    await expectEcrxError(
       openOciLayoutSource(target),
       "INVALID_INPUT",
       /several images and no tag given; it holds a, b/,
     );
-    await expectError(openOciLayoutSource(target, "c"), "INVALID_INPUT", /no image named c; it holds a, b/);
+    await expectEcrxError(
+      openOciLayoutSource(target, "c"),
+      "INVALID_INPUT",
+      /no image named c; it holds a, b/,
+    );
   });
 
   it("rejects what is not a layout", async () => {
     const empty = fresh();
     await mkdir(empty);
-    await expectError(openOciLayoutSource(empty), "INVALID_INPUT", /"oci-layout" is missing/);
-    await expectError(openOciLayoutSource(join(empty, "nope")), "INVALID_INPUT", /is not a folder/);
+    await expectEcrxError(openOciLayoutSource(empty), "INVALID_INPUT", /"oci-layout" is missing/);
+    await expectEcrxError(openOciLayoutSource(join(empty, "nope")), "INVALID_INPUT", /is not a folder/);
   });
 });
 
@@ -144,12 +137,16 @@ describe("OCI layout source: bad layouts", () => {
 
   it("reports a missing layer before anything is read", async () => {
     const image = await corrupt((i) => unlink(blobFile(i.path, i.manifests[0]!.layers[0]!.digest)));
-    await expectError(openOciLayoutSource(image.path), "INVALID_INPUT", /layer sha256:[0-9a-f]+ is missing/);
+    await expectEcrxError(
+      openOciLayoutSource(image.path),
+      "INVALID_INPUT",
+      /layer sha256:[0-9a-f]+ is missing/,
+    );
   });
 
   it("reports a layer of the wrong size", async () => {
     const image = await corrupt((i) => truncate(blobFile(i.path, i.manifests[0]!.layers[0]!.digest), 10));
-    await expectError(openOciLayoutSource(image.path), "INVALID_INPUT", /is 10 bytes, the manifest says/);
+    await expectEcrxError(openOciLayoutSource(image.path), "INVALID_INPUT", /is 10 bytes, the manifest says/);
   });
 
   it("reports a manifest or config whose bytes do not match the digest", async () => {
@@ -159,7 +156,7 @@ describe("OCI layout source: bad layouts", () => {
       bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 1;
       await writeFile(file, bytes);
     });
-    await expectError(openOciLayoutSource(image.path), "INTEGRITY", /config sha256:.*digest mismatch/);
+    await expectEcrxError(openOciLayoutSource(image.path), "INTEGRITY", /config sha256:.*digest mismatch/);
     const manifestChanged = await corrupt(async (i) => {
       const file = blobFile(i.path, i.root.digest);
       await writeFile(
@@ -167,7 +164,7 @@ describe("OCI layout source: bad layouts", () => {
         Buffer.from(JSON.stringify({ ...JSON.parse(i.root.bytes.toString()), annotations: { x: "y" } })),
       );
     });
-    await expectError(openOciLayoutSource(manifestChanged.path), "INTEGRITY", /manifest sha256:/);
+    await expectEcrxError(openOciLayoutSource(manifestChanged.path), "INTEGRITY", /manifest sha256:/);
   });
 
   it("refuses a blob symlink that leaves the layout", async () => {
@@ -178,7 +175,7 @@ describe("OCI layout source: bad layouts", () => {
       await unlink(file);
       await symlink(outside, file);
     });
-    await expectError(openOciLayoutSource(image.path), "INVALID_INPUT", /links outside the folder/);
+    await expectEcrxError(openOciLayoutSource(image.path), "INVALID_INPUT", /links outside the folder/);
   });
 
   it("follows a blob symlink that stays inside the layout", async () => {
@@ -211,7 +208,7 @@ describe("OCI layout source: bad layouts", () => {
         }),
       );
     });
-    await expectError(
+    await expectEcrxError(
       openOciLayoutSource(image.path),
       "UNSUPPORTED",
       /unsupported media type "application\/vnd.example.thing\+json"/,
@@ -237,16 +234,16 @@ describe("OCI layout source: bad layouts", () => {
         }),
       );
     });
-    await expectError(openOciLayoutSource(image.path), "INTEGRITY", /digest mismatch/);
+    await expectEcrxError(openOciLayoutSource(image.path), "INTEGRITY", /digest mismatch/);
   });
 
   it("refuses an unsupported layout version and a broken index.json", async () => {
     const version = await corrupt((i) =>
       writeFile(join(i.path, "oci-layout"), '{"imageLayoutVersion":"2.0.0"}'),
     );
-    await expectError(openOciLayoutSource(version.path), "UNSUPPORTED", /oci-layout version "2.0.0"/);
+    await expectEcrxError(openOciLayoutSource(version.path), "UNSUPPORTED", /oci-layout version "2.0.0"/);
     const broken = await corrupt((i) => writeFile(join(i.path, "index.json"), "{"));
-    await expectError(openOciLayoutSource(broken.path), "INVALID_INPUT", /index.json is not valid JSON/);
+    await expectEcrxError(openOciLayoutSource(broken.path), "INVALID_INPUT", /index.json is not valid JSON/);
   });
 });
 
@@ -275,11 +272,11 @@ describe("OCI archive source", () => {
     });
     const cut = join(dir, `cut-${n++}.tar`);
     await writeFile(cut, (await readFile(image.path)).subarray(0, 50 * KiB));
-    await expectError(openOciArchiveSource(cut), "INVALID_INPUT", /is truncated/);
+    await expectEcrxError(openOciArchiveSource(cut), "INVALID_INPUT", /is truncated/);
 
     const text = join(dir, `text-${n++}.tar`);
     await writeFile(text, "this is not a tar archive at all".repeat(40));
-    await expectError(openOciArchiveSource(text), "INVALID_INPUT", /is not a tar archive/);
+    await expectEcrxError(openOciArchiveSource(text), "INVALID_INPUT", /is not a tar archive/);
 
     for (const [name, message] of [
       ["../evil", /points outside the archive/],
@@ -291,7 +288,7 @@ describe("OCI archive source", () => {
         { name: "oci-layout", bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
         { name, bytes: Buffer.from("x") },
       ]);
-      await expectError(openOciArchiveSource(unsafe), "INVALID_INPUT", message);
+      await expectEcrxError(openOciArchiveSource(unsafe), "INVALID_INPUT", message);
     }
 
     const twice = join(dir, `twice-${n++}.tar`);
@@ -299,7 +296,7 @@ describe("OCI archive source", () => {
       { name: "index.json", bytes: Buffer.from("{}") },
       { name: "./index.json", bytes: Buffer.from("{}") },
     ]);
-    await expectError(openOciArchiveSource(twice), "INVALID_INPUT", /holds "index.json" twice/);
+    await expectEcrxError(openOciArchiveSource(twice), "INVALID_INPUT", /holds "index.json" twice/);
   });
 });
 
@@ -369,7 +366,7 @@ describe("OCI layout destination", () => {
       size: 5,
       sizeIsExact: true,
     };
-    await expectError(
+    await expectEcrxError(
       destination.putBlob(bad, Readable.from([Buffer.from("wrong")]), () => undefined),
       "INTEGRITY",
       /digest mismatch/,
@@ -399,9 +396,9 @@ describe("OCI layout destination", () => {
     const folder = fresh();
     await mkdir(folder);
     await writeFile(join(folder, "file"), "x");
-    await expectError(createOciLayoutDestination(folder), "USAGE", /not empty and not an OCI layout/);
+    await expectEcrxError(createOciLayoutDestination(folder), "USAGE", /not empty and not an OCI layout/);
     const destination = await createOciLayoutDestination(fresh());
-    await expectError(
+    await expectEcrxError(
       destination.putManifest(
         {
           bytes: Buffer.from("{}"),

@@ -68,14 +68,8 @@ export class OciLayoutDestination implements ImageDestination {
     return result;
   }
 
-  async putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
-    const { digest, size } = await this.staging.put(
-      { digest: blob.digest, size: blob.size, sizeIsExact: blob.sizeIsExact },
-      body,
-      progress,
-      `${this.reference}: blob ${blob.digest ?? ""}`.trimEnd(),
-    );
-    return { mediaType: blob.mediaType, digest, size };
+  putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
+    return this.staging.put(blob, body, progress, this.reference);
   }
 
   async putManifest(m: RawManifest, tags: string[]): Promise<void> {
