@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { createGzip } from "node:zlib";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EcrxError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/manifest/digest.js";
 import { MediaType } from "../../src/manifest/media-types.js";
@@ -16,20 +16,12 @@ import { openOciLayoutSource } from "../../src/transports/oci-layout/source.js";
 import { indexTar } from "../../src/util/tar.js";
 import { writeTar, type TarEntry } from "../../src/util/tar-write.js";
 import { copyImage, readWholeImage } from "../helpers/copy.js";
+import { useScratch } from "../helpers/scratch.js";
 import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
-let dir: string;
-let n = 0;
-const fresh = () => join(dir, `t${n++}`);
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "ecrx-docker-test-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { fresh } = useScratch("docker-test");
 
 /** A classic docker save archive with the given members besides a valid one-layer image. */
 async function classicArchive(extra: TarEntry[], options: { layerName?: string; skipLayer?: boolean } = {}) {
@@ -42,7 +34,7 @@ async function classicArchive(extra: TarEntry[], options: { layerName?: string; 
     }),
   );
   const layerName = options.layerName ?? "abc/layer.tar";
-  const path = join(dir, `crafted-${n++}.tar`);
+  const path = fresh("crafted.tar");
   await writeTar(path, [
     ...(options.skipLayer ? [] : [{ name: "abc/layer.tar", bytes: layer }]),
     { name: "config.json", bytes: config },
@@ -127,7 +119,7 @@ describe("docker-archive source", () => {
     const config = Buffer.from(
       JSON.stringify({ rootfs: { type: "layers", diff_ids: [sha256Digest(layer)] } }),
     );
-    const path = join(dir, `two-${n++}.tar`);
+    const path = fresh("two.tar");
     await writeTar(path, [
       { name: "l/layer.tar", bytes: layer },
       { name: "c.json", bytes: config },
@@ -154,7 +146,7 @@ describe("docker-archive source", () => {
   it("follows a layer symlink inside the archive and refuses one that leaves it", async () => {
     const inside = await classicArchive([{ name: "def", directory: true }], { layerName: "def/layer.tar" });
     // tar-stream writes symlinks through entry headers; craft one.
-    const linked = join(dir, `linked-${n++}.tar`);
+    const linked = fresh("linked.tar");
     const layer = Buffer.alloc(1024, 1);
     const config = Buffer.from(
       JSON.stringify({ rootfs: { type: "layers", diff_ids: [sha256Digest(layer)] } }),
@@ -178,7 +170,7 @@ describe("docker-archive source", () => {
     const source = await openDockerArchiveSource(linked);
     expect(await readWholeImage(source)).toBe(config.length + layer.length);
     await source.close();
-    const escaping = join(dir, `escaping-${n++}.tar`);
+    const escaping = fresh("escaping.tar");
     await build(escaping, "../../etc/passwd");
     await expectEcrxError(
       openDockerArchiveSource(escaping),
@@ -216,13 +208,13 @@ describe("docker-archive source", () => {
       layers: [{ size: 64 * KiB, content: "random" }],
     });
     const bytes = await readFile(image.path);
-    const cut = join(dir, `cut-${n++}.tar`);
+    const cut = fresh("cut.tar");
     await writeFile(cut, bytes.subarray(0, 30 * KiB));
     await expectEcrxError(openDockerArchiveSource(cut), "INVALID_INPUT", /is truncated/);
-    const garbage = join(dir, `garbage-${n++}.tar`);
+    const garbage = fresh("garbage.tar");
     await writeFile(garbage, Buffer.alloc(4096, 0x41));
     await expectEcrxError(openDockerArchiveSource(garbage), "INVALID_INPUT", /is not a tar archive/);
-    const badGzip = join(dir, `bad-${n++}.tar.gz`);
+    const badGzip = fresh("bad.tar.gz");
     await writeFile(badGzip, Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
     await expectEcrxError(
       openDockerArchiveSource(badGzip),
@@ -230,11 +222,11 @@ describe("docker-archive source", () => {
       /could not be decompressed \(gzip\)/,
     );
 
-    const noManifest = join(dir, `nomanifest-${n++}.tar`);
+    const noManifest = fresh("nomanifest.tar");
     await writeTar(noManifest, [{ name: "hello.txt", bytes: Buffer.from("hi") }]);
     await expectEcrxError(openDockerArchiveSource(noManifest), "INVALID_INPUT", /has no manifest.json/);
 
-    const mismatch = join(dir, `mismatch-${n++}.tar`);
+    const mismatch = fresh("mismatch.tar");
     await writeTar(mismatch, [
       { name: "c.json", bytes: Buffer.from(JSON.stringify({ rootfs: { type: "layers", diff_ids: [] } })) },
       { name: "l.tar", bytes: Buffer.alloc(10) },
@@ -249,7 +241,7 @@ describe("docker-archive source", () => {
       /lists 1 layers but the config has 0 diff_ids/,
     );
 
-    const wrongConfigName = join(dir, `confname-${n++}.tar`);
+    const wrongConfigName = fresh("confname.tar");
     await writeTar(wrongConfigName, [
       {
         name: `${"ab".repeat(32)}.json`,
@@ -267,7 +259,7 @@ describe("docker-archive source", () => {
 describe("tar index", () => {
   it("reads pax long names and records member offsets", async () => {
     const long = `${"d".repeat(120)}/${"f".repeat(120)}`;
-    const path = join(dir, `long-${n++}.tar`);
+    const path = fresh("long.tar");
     await writeTar(path, [
       { name: long, bytes: Buffer.from("content") },
       { name: "short", bytes: Buffer.alloc(0) },
@@ -369,11 +361,11 @@ describe("sniffImageFile", () => {
       const image = await buildImage({ format, dir: fresh() });
       expect(await sniffImageFile(image.path)).toBe(kind);
     }
-    const gz = join(dir, `x-${n++}.tar.gz`);
+    const gz = fresh("x.tar.gz");
     await writeTar(gz, [{ name: "manifest.json", bytes: Buffer.from("[]") }], createGzip());
     expect(await sniffImageFile(gz)).toBe("docker-archive");
-    await expectEcrxError(sniffImageFile(join(dir, "missing")), "USAGE", /no such file/);
-    const plain = join(dir, `plain-${n++}.tar`);
+    await expectEcrxError(sniffImageFile(fresh("missing")), "USAGE", /no such file/);
+    const plain = fresh("plain.tar");
     await writeTar(plain, [{ name: "a.txt", bytes: Buffer.from("a") }]);
     await expectEcrxError(sniffImageFile(plain), "INVALID_INPUT", /not an image/);
     const folder = fresh();
@@ -394,7 +386,7 @@ describe("docker-archive interop with skopeo", () => {
         { size: 4 * KiB, compression: "none" },
       ],
     });
-    const archive = join(dir, `skopeo-${n++}.tar`);
+    const archive = fresh("skopeo.tar");
     await tool("skopeo", ["copy", `oci:${image.path}:latest`, `docker-archive:${archive}:team/app:v1`]);
     const source = await openDockerArchiveSource(archive, "team/app:v1");
     const parsed = parseRawManifest(await source.manifest());
@@ -421,7 +413,7 @@ describe("docker-archive interop with skopeo", () => {
           format === "oci-layout"
             ? await openOciLayoutSource(image.path)
             : await openDockerArchiveSource(image.path);
-        const out = join(dir, `ours-${n++}.tar`);
+        const out = fresh("ours.tar");
         await copyImage(source, await createDockerArchiveDestination(out, { repoTags: ["team/app:v1"] }));
         await source.close();
         const inspected = JSON.parse(await tool("skopeo", ["inspect", `docker-archive:${out}`])) as {
@@ -438,7 +430,7 @@ describe("docker-archive interop with skopeo", () => {
 describe("tar index on arbitrary bytes", () => {
   it("returns an index or a clean INVALID_INPUT, never another exception", async () => {
     const valid = await readFile((await buildImage({ format: "docker-archive-classic", dir: fresh() })).path);
-    const path = join(dir, `fuzz-${n++}.tar`);
+    const path = fresh("fuzz.tar");
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(

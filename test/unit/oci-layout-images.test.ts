@@ -1,21 +1,12 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openOciLayoutSource } from "../../src/transports/oci-layout/source.js";
 import { readWholeImage } from "../helpers/copy.js";
+import { useScratch } from "../helpers/scratch.js";
 import { buildImage, KiB, layersOf, MiB, splitSize } from "../helpers/images.js";
 
-let dir: string;
-let n = 0;
-const fresh = () => join(dir, `t${n++}`);
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "ecrx-images-test-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { fresh } = useScratch("images-test");
 
 describe("test image builders", () => {
   it("are deterministic, and seeds tell images apart", async () => {

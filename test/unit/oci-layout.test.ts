@@ -1,19 +1,8 @@
-import {
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  symlink,
-  truncate,
-  writeFile,
-  unlink,
-  mkdir,
-} from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, symlink, truncate, writeFile, unlink, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { sha256Digest } from "../../src/manifest/digest.js";
 import { MediaType } from "../../src/manifest/media-types.js";
 import type { ImageIndex } from "../../src/manifest/types.js";
@@ -24,20 +13,12 @@ import {
 import { openOciArchiveSource, openOciLayoutSource } from "../../src/transports/oci-layout/source.js";
 import { writeTar } from "../../src/util/tar-write.js";
 import { copyImage, readWholeImage } from "../helpers/copy.js";
+import { useScratch } from "../helpers/scratch.js";
 import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
-let dir: string;
-let n = 0;
-const fresh = () => join(dir, `t${n++}`);
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "ecrx-oci-test-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { fresh } = useScratch("oci-test");
 
 function blobFile(layout: string, digest: string): string {
   return join(layout, "blobs", "sha256", digest.slice(7));
@@ -170,7 +151,7 @@ describe("OCI layout source: bad layouts", () => {
   it("refuses a blob symlink that leaves the layout", async () => {
     const image = await corrupt(async (i) => {
       const file = blobFile(i.path, i.manifests[0]!.layers[0]!.digest);
-      const outside = join(dir, `outside-${n++}`);
+      const outside = fresh("outside");
       await writeFile(outside, await readFile(file));
       await unlink(file);
       await symlink(outside, file);
@@ -270,11 +251,11 @@ describe("OCI archive source", () => {
       dir: fresh(),
       layers: [{ size: 100 * KiB, content: "random" }],
     });
-    const cut = join(dir, `cut-${n++}.tar`);
+    const cut = fresh("cut.tar");
     await writeFile(cut, (await readFile(image.path)).subarray(0, 50 * KiB));
     await expectEcrxError(openOciArchiveSource(cut), "INVALID_INPUT", /is truncated/);
 
-    const text = join(dir, `text-${n++}.tar`);
+    const text = fresh("text.tar");
     await writeFile(text, "this is not a tar archive at all".repeat(40));
     await expectEcrxError(openOciArchiveSource(text), "INVALID_INPUT", /is not a tar archive/);
 
@@ -283,7 +264,7 @@ describe("OCI archive source", () => {
       ["/etc/evil", /is an absolute path/],
       ["blobs/../../evil", /points outside the archive/],
     ] as const) {
-      const unsafe = join(dir, `unsafe-${n++}.tar`);
+      const unsafe = fresh("unsafe.tar");
       await writeTar(unsafe, [
         { name: "oci-layout", bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
         { name, bytes: Buffer.from("x") },
@@ -291,7 +272,7 @@ describe("OCI archive source", () => {
       await expectEcrxError(openOciArchiveSource(unsafe), "INVALID_INPUT", message);
     }
 
-    const twice = join(dir, `twice-${n++}.tar`);
+    const twice = fresh("twice.tar");
     await writeTar(twice, [
       { name: "index.json", bytes: Buffer.from("{}") },
       { name: "./index.json", bytes: Buffer.from("{}") },
@@ -438,7 +419,7 @@ describe("OCI interop with umoci and skopeo", () => {
     const layout = fresh();
     await tool("umoci", ["init", "--layout", layout]);
     await tool("umoci", ["new", "--image", `${layout}:base`]);
-    const file = join(dir, `payload-${n++}`);
+    const file = fresh("payload");
     await writeFile(file, "payload ".repeat(1000));
     await tool("umoci", ["insert", "--rootless", "--image", `${layout}:base`, file, "/payload"]);
     await tool("umoci", ["tag", "--image", `${layout}:base`, "other"]);
@@ -453,7 +434,7 @@ describe("OCI interop with umoci and skopeo", () => {
       dir: fresh(),
       layers: [{ size: 200 * KiB }, { size: 1 * KiB, compression: "none" }],
     });
-    const archive = join(dir, `skopeo-${n++}.tar`);
+    const archive = fresh("skopeo.tar");
     await tool("skopeo", ["copy", `oci:${image.path}:latest`, `oci-archive:${archive}:kept`]);
     // skopeo may rewrite the manifest (it compresses uncompressed layers): compare with what it wrote.
     const written = await tool("skopeo", ["inspect", "--raw", `oci-archive:${archive}:kept`]);
@@ -479,7 +460,7 @@ describe("OCI interop with umoci and skopeo", () => {
     expect(raw.manifests).toHaveLength(2);
     await tool("skopeo", ["copy", "--all", `oci:${layout}:v1`, `oci:${fresh()}:check`]);
 
-    const archive = join(dir, `ours-${n++}.tar`);
+    const archive = fresh("ours.tar");
     await copyImage(
       await openOciLayoutSource(image.path),
       await createOciArchiveDestination(archive, ["v1"]),
