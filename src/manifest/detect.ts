@@ -13,7 +13,7 @@ export function sniffCompression(head: Uint8Array): Compression {
   return "none";
 }
 
-/** The compression of a file, or of the member at `offset` of an archive. */
-export async function sniffFileCompression(path: string, offset = 0): Promise<Compression> {
-  return sniffCompression(await readFileRange(path, offset, SNIFF_BYTES));
+/** The compression of a file, from its first bytes. */
+export async function sniffFileCompression(path: string): Promise<Compression> {
+  return sniffCompression(await readFileRange(path, 0, SNIFF_BYTES));
 }
