@@ -151,11 +151,20 @@ export function requiredBlob(input: Members, name: string, maxBytes: number): Bu
   const value = input[name];
   if (value === undefined || value === null) throw notNull(name);
   if (typeof value !== "string") throw wrongType(name, "a base64 string");
-  // Buffer.from skips characters outside the alphabet silently; AWS refuses such a body.
-  if (value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+  // Buffer.from skips characters outside the alphabet silently, and takes the URL-safe alphabet
+  // too; AWS refuses both. A skipped character makes the decoded length fall short of what the
+  // length of the text promises, so comparing lengths (and looking for - and _) is exact, and
+  // runs in native code: a regular expression over a 28 MB string took most of a part's time.
+  const bytes = Buffer.from(value, "base64");
+  const padding = value.endsWith("==") ? 2 : value.endsWith("=") ? 1 : 0;
+  if (
+    value.length % 4 !== 0 ||
+    bytes.length !== (value.length / 4) * 3 - padding ||
+    value.includes("-") ||
+    value.includes("_")
+  ) {
     throw invalidParameter(`Invalid parameter at '${name}': not valid base64`);
   }
-  const bytes = Buffer.from(value, "base64");
   if (bytes.length > maxBytes) {
     throw constraint(
       name,
