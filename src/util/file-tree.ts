@@ -124,8 +124,14 @@ function streamRange(base: number, size: number, range: Range | undefined, locat
       `${location}: range ${start}-${end} is outside "${path}" (${size} bytes)`,
     );
   }
-  return { start: base + start, end: base + end };
+  return { start: base + start, end: base + end, highWaterMark: BLOB_READ_CHUNK };
 }
+
+/**
+ * Blob reads go in 1 MiB chunks: with fs streams' default 64 KiB, a 10 MiB part takes 160 round
+ * trips through the thread pool and the stream stages, which showed as a third of a push's time.
+ */
+const BLOB_READ_CHUNK = 1024 * 1024;
 
 function missing(location: string, path: string): never {
   throw new EcrxError("INVALID_INPUT", `${location}: "${path}" is missing`, {
