@@ -13,9 +13,16 @@ import {
 import { EcrxError } from "../../errors.js";
 import { MiB } from "../../transfer/part-size.js";
 import { sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
-import { layerAvailability, type EcrApi, type LayerAvailability, type RepositoryInfo } from "../ecr/api.js";
+import {
+  layerAvailability,
+  prepareLayerPart,
+  type EcrApi,
+  type PreparedLayerPart,
+  type LayerAvailability,
+  type RepositoryInfo,
+} from "../ecr/api.js";
 import { exceptionName } from "../ecr/errors.js";
-import { layerPartBodyPlugin } from "../ecr/part-body.js";
+import { layerPartBodyPlugin, withPreparedBody } from "../ecr/part-body.js";
 
 /** ECR Public's API lives in us-east-1 only (ecr-spec.md section 6). */
 export const ECR_PUBLIC_REGION = "us-east-1";
@@ -106,22 +113,20 @@ export class PublicEcrApi implements EcrApi {
     return { uploadId: out.uploadId, partSize: out.partSize };
   }
 
-  async uploadLayerPart(
-    uploadId: string,
-    firstByte: number,
-    lastByte: number,
-    blob: Uint8Array,
-  ): Promise<number> {
-    const out = await this.client.send(
-      new UploadLayerPartCommand({
-        ...this.ids,
-        uploadId,
-        partFirstByte: firstByte,
-        partLastByte: lastByte,
-        layerPartBlob: blob,
-      }),
-    );
-    return out.lastByteReceived ?? lastByte;
+  prepareLayerPart(uploadId: string, firstByte: number, blob: Buffer): PreparedLayerPart {
+    return prepareLayerPart(this.ids, uploadId, firstByte, blob);
+  }
+
+  async uploadLayerPart(part: PreparedLayerPart): Promise<number> {
+    const input = {
+      ...this.ids,
+      uploadId: part.uploadId,
+      partFirstByte: part.firstByte,
+      partLastByte: part.lastByte,
+      layerPartBlob: part.blob,
+    };
+    const out = await this.client.send(new UploadLayerPartCommand(withPreparedBody(input, part.body)));
+    return out.lastByteReceived ?? part.lastByte;
   }
 
   async completeLayerUpload(uploadId: string, digest: string): Promise<string> {

@@ -3,6 +3,16 @@
  * and ECR Public (same operations, different clients, limits and identifiers) share one
  * implementation of the upload protocol.
  */
+import { prepareLayerPartBody, type PreparedPartBody } from "./part-body.js";
+
+export interface PreparedLayerPart {
+  uploadId: string;
+  firstByte: number;
+  lastByte: number;
+  blob: Buffer;
+  body: PreparedPartBody;
+}
+
 export interface RepositoryInfo {
   repositoryName: string;
   imageTagMutability: string | undefined;
@@ -31,8 +41,13 @@ export interface EcrApi {
   /** One BatchCheckLayerAvailability call: at most 100 digests. */
   checkLayers(digests: string[]): Promise<LayerAvailability[]>;
   initiateLayerUpload(): Promise<{ uploadId: string; partSize: number | undefined }>;
-  /** Returns lastByteReceived. */
-  uploadLayerPart(uploadId: string, firstByte: number, lastByte: number, blob: Uint8Array): Promise<number>;
+  /**
+   * Builds the request of one part (body and its hash), so that it can be done while the
+   * previous part is in flight.
+   */
+  prepareLayerPart(uploadId: string, firstByte: number, blob: Buffer): PreparedLayerPart;
+  /** Sends a prepared part; returns lastByteReceived. */
+  uploadLayerPart(part: PreparedLayerPart): Promise<number>;
   /** Returns the digest the registry computed. */
   completeLayerUpload(uploadId: string, digest: string): Promise<string>;
   putImage(manifest: string, mediaType: string, options: { tag?: string; digest?: string }): Promise<void>;
@@ -73,4 +88,16 @@ export function layerAvailability(out: LayerCheckOutput): LayerAvailability[] {
     if (failure.layerDigest) result.push({ digest: failure.layerDigest, available: false });
   }
   return result;
+}
+
+/** The request of one part, for either service (their UploadLayerPart members are the same). */
+export function prepareLayerPart(
+  ids: { registryId?: string | undefined; repositoryName: string },
+  uploadId: string,
+  firstByte: number,
+  blob: Buffer,
+): PreparedLayerPart {
+  const lastByte = firstByte + blob.length - 1;
+  const members = { ...ids, uploadId, partFirstByte: firstByte, partLastByte: lastByte };
+  return { uploadId, firstByte, lastByte, blob, body: prepareLayerPartBody(members, blob) };
 }

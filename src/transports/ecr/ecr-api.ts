@@ -12,9 +12,16 @@ import {
 import { MANIFEST_TYPES } from "../../manifest/media-types.js";
 import { MiB } from "../../transfer/part-size.js";
 import { sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
-import { layerAvailability, type EcrApi, type LayerAvailability, type RepositoryInfo } from "./api.js";
+import {
+  layerAvailability,
+  prepareLayerPart,
+  type EcrApi,
+  type PreparedLayerPart,
+  type LayerAvailability,
+  type RepositoryInfo,
+} from "./api.js";
 import { exceptionName } from "./errors.js";
-import { layerPartBodyPlugin } from "./part-body.js";
+import { layerPartBodyPlugin, withPreparedBody } from "./part-body.js";
 
 export interface EcrRepositoryAddress {
   registryId: string;
@@ -90,22 +97,20 @@ export class PrivateEcrApi implements EcrApi {
     return { uploadId: out.uploadId, partSize: out.partSize };
   }
 
-  async uploadLayerPart(
-    uploadId: string,
-    firstByte: number,
-    lastByte: number,
-    blob: Uint8Array,
-  ): Promise<number> {
-    const out = await this.client.send(
-      new UploadLayerPartCommand({
-        ...this.ids,
-        uploadId,
-        partFirstByte: firstByte,
-        partLastByte: lastByte,
-        layerPartBlob: blob,
-      }),
-    );
-    return out.lastByteReceived ?? lastByte;
+  prepareLayerPart(uploadId: string, firstByte: number, blob: Buffer): PreparedLayerPart {
+    return prepareLayerPart(this.ids, uploadId, firstByte, blob);
+  }
+
+  async uploadLayerPart(part: PreparedLayerPart): Promise<number> {
+    const input = {
+      ...this.ids,
+      uploadId: part.uploadId,
+      partFirstByte: part.firstByte,
+      partLastByte: part.lastByte,
+      layerPartBlob: part.blob,
+    };
+    const out = await this.client.send(new UploadLayerPartCommand(withPreparedBody(input, part.body)));
+    return out.lastByteReceived ?? part.lastByte;
   }
 
   async completeLayerUpload(uploadId: string, digest: string): Promise<string> {

@@ -4,7 +4,7 @@ import { EcrxError } from "../../errors.js";
 import { PartReader } from "../../transfer/part-reader.js";
 import { choosePartSize } from "../../transfer/part-size.js";
 import type { ProgressFn } from "../types.js";
-import type { EcrApi } from "./api.js";
+import type { EcrApi, PreparedLayerPart } from "./api.js";
 import { ecrError, exceptionName } from "./errors.js";
 
 export interface LayerUploadOptions {
@@ -51,24 +51,33 @@ export async function uploadLayer(
 
   let offset = 0;
   let parts = 0;
+  // Read ahead: the next part is read, hashed and built into its request while this one is on
+  // the wire, so the registry's time per part is not added to ours.
+  let nextOffset = 0;
+  const prepareNext = async (): Promise<PreparedLayerPart | undefined> => {
+    const blob = await reader.next();
+    if (blob === undefined) return undefined;
+    hash?.update(blob);
+    const part = api.prepareLayerPart(uploadId, nextOffset, blob);
+    nextOffset += blob.length;
+    return part;
+  };
   try {
-    let pending = reader.next();
+    let pending = prepareNext();
     for (;;) {
       const part = await pending;
       if (part === undefined) break;
-      // Read ahead: the next part fills while this one is on the wire.
-      pending = reader.next();
+      pending = prepareNext();
       // A rejected read-ahead is awaited in the next loop turn; do not let it go unhandled meanwhile.
       pending.catch(() => undefined);
       options.signal?.throwIfAborted();
-      hash?.update(part);
       parts += 1;
       if (parts > api.limits.maxParts) {
         throw new EcrxError("UNSUPPORTED", `the layer needs more than ${api.limits.maxParts} parts`);
       }
-      await sendPart(api, uploadId, offset, part);
-      offset += part.length;
-      options.progress(part.length);
+      await sendPart(api, part);
+      offset += part.blob.length;
+      options.progress(part.blob.length);
     }
   } catch (err) {
     await reader.cancel();
@@ -103,12 +112,12 @@ export async function uploadLayer(
 }
 
 /** Sends one part, resuming from what the registry reports it has when a response was lost. */
-async function sendPart(api: EcrApi, uploadId: string, firstByte: number, part: Buffer): Promise<void> {
-  const lastByte = firstByte + part.length - 1;
-  let from = firstByte;
+async function sendPart(api: EcrApi, prepared: PreparedLayerPart): Promise<void> {
+  const { firstByte, lastByte, uploadId, blob } = prepared;
+  let part = prepared;
   for (let resumes = 0; ; resumes++) {
     try {
-      const received = await api.uploadLayerPart(uploadId, from, lastByte, part.subarray(from - firstByte));
+      const received = await api.uploadLayerPart(part);
       if (received !== lastByte) {
         throw new EcrxError(
           "NETWORK",
@@ -122,7 +131,7 @@ async function sendPart(api: EcrApi, uploadId: string, firstByte: number, part: 
       const resumeAt = lastValid + 1;
       if (resumeAt > lastByte) return; // the lost response was for this very part: it arrived whole
       // The registry has exactly what we sent before this part: the part itself is what it refuses.
-      if (resumeAt === from) throw err;
+      if (resumeAt === part.firstByte) throw err;
       if (resumeAt < firstByte || resumes >= MAX_PART_RESUMES) {
         throw new EcrxError(
           "NETWORK",
@@ -130,7 +139,7 @@ async function sendPart(api: EcrApi, uploadId: string, firstByte: number, part: 
           { cause: err },
         );
       }
-      from = resumeAt;
+      part = api.prepareLayerPart(uploadId, resumeAt, blob.subarray(resumeAt - firstByte));
     }
   }
 }
