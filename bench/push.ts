@@ -1,0 +1,136 @@
+/**
+ * Push throughput and peak memory of `ecrx push` against the local server, next to a minimal
+ * client sending the same bytes to the same server in the same run (baseline-push-client.ts).
+ *
+ *   npm run build && npx tsx bench/push.ts [--runs 5] [--scenario 1gib|10x20mib]
+ *
+ * The server runs in its own process; each client run is a fresh process under /usr/bin/time
+ * (wall, user+sys CPU, peak RSS) pushing to a fresh repository, so every blob is really sent.
+ * MB/s is layer bytes (10^6) per second of transfer, from the clients' own clocks (process
+ * start-up excluded); CPU and RSS are of the whole client process.
+ */
+import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { buildBenchLayout } from "./lib/layout.js";
+import { ECRX, ROOT, measure, median, startServer } from "./lib/processes.js";
+
+const MiB = 1024 * 1024;
+const SCENARIOS: Record<string, number[]> = {
+  "1gib": [1024 * MiB],
+  "10x20mib": Array.from({ length: 10 }, () => 20 * MiB),
+};
+
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "5" }, scenario: { type: "string", multiple: true } },
+});
+const runs = Number(values.runs);
+const scenarios = values.scenario ?? Object.keys(SCENARIOS);
+
+interface Row {
+  client: string;
+  scenario: string;
+  mbps: number;
+  cpuSecondsPerGiB: number;
+  maxRssMB: number;
+}
+
+const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
+const server = await startServer();
+const rows: Row[] = [];
+try {
+  for (const scenario of scenarios) {
+    const sizes = SCENARIOS[scenario];
+    if (!sizes) throw new Error(`unknown scenario ${scenario}`);
+    for (let run = 0; run <= runs; run++) {
+      // Fresh bytes for each run; run 0 is the warm-up and is not counted.
+      const layout = await buildBenchLayout(join(work, `${scenario}-${run}`), sizes);
+      const env = { ...process.env, ...server.env, ECRX_CACHE_DIR: join(work, "cache") };
+      const gib = layout.bytes / 1024 ** 3;
+
+      const ecrx = await measure(
+        "node",
+        [
+          ECRX,
+          "push",
+          `oci:${layout.path}:bench`,
+          `${server.registryHost}/ecrx-${scenario}-${run}:bench`,
+          "--create-repo",
+          "--compression",
+          "keep",
+          "--json",
+        ],
+        env,
+      );
+      if (ecrx.code !== 0) throw new Error(`ecrx push failed: ${ecrx.stderr}`);
+      const summary = JSON.parse(ecrx.stdout.trim().split("\n").at(-1)!) as {
+        seconds: number;
+        bytesSent: number;
+      };
+
+      const baseline = await measure(
+        "node",
+        [
+          join(ROOT, "node_modules/tsx/dist/cli.mjs"),
+          join(ROOT, "bench/baseline-push-client.ts"),
+          server.url,
+          `baseline-${scenario}-${run}`,
+          layout.path,
+        ],
+        env,
+      );
+      if (baseline.code !== 0) throw new Error(`baseline failed: ${baseline.stderr}`);
+      const base = JSON.parse(baseline.stdout.trim()) as { seconds: number; bytes: number };
+      await rm(layout.path, { recursive: true, force: true });
+      if (run === 0) continue;
+      rows.push({
+        client: "ecrx",
+        scenario,
+        mbps: layout.bytes / 1e6 / summary.seconds,
+        cpuSecondsPerGiB: (ecrx.userSeconds + ecrx.systemSeconds) / gib,
+        maxRssMB: ecrx.maxRssBytes / 1e6,
+      });
+      rows.push({
+        client: "baseline",
+        scenario,
+        mbps: layout.bytes / 1e6 / base.seconds,
+        cpuSecondsPerGiB: (baseline.userSeconds + baseline.systemSeconds) / gib,
+        maxRssMB: baseline.maxRssBytes / 1e6,
+      });
+      process.stderr.write(
+        `${scenario} run ${run}: ecrx ${rows.at(-2)!.mbps.toFixed(0)} MB/s, baseline ${rows.at(-1)!.mbps.toFixed(0)} MB/s\n`,
+      );
+    }
+  }
+} finally {
+  await server.stop();
+  await rm(work, { recursive: true, force: true });
+}
+
+const summary = scenarios.map((scenario) => {
+  const of = (client: string, key: keyof Row) =>
+    median(rows.filter((r) => r.client === client && r.scenario === scenario).map((r) => r[key] as number));
+  return {
+    scenario,
+    ecrxMBps: of("ecrx", "mbps"),
+    baselineMBps: of("baseline", "mbps"),
+    ratio: of("ecrx", "mbps") / of("baseline", "mbps"),
+    ecrxCpuSecondsPerGiB: of("ecrx", "cpuSecondsPerGiB"),
+    baselineCpuSecondsPerGiB: of("baseline", "cpuSecondsPerGiB"),
+    ecrxMaxRssMB: of("ecrx", "maxRssMB"),
+    baselineMaxRssMB: of("baseline", "maxRssMB"),
+  };
+});
+console.table(
+  summary.map((s) =>
+    Object.fromEntries(
+      Object.entries(s).map(([k, v]) => [k, typeof v === "number" ? Number(v.toFixed(2)) : v]),
+    ),
+  ),
+);
+await mkdir(join(ROOT, "bench/results"), { recursive: true });
+await writeFile(
+  join(ROOT, "bench/results/push.json"),
+  JSON.stringify({ runs, date: new Date().toISOString(), rows, summary }, null, 2),
+);
