@@ -10,9 +10,7 @@ export function registerDemo(program: Command): void {
     .command("demo")
     .summary("try ecrx without an AWS account: push and pull an image through a local ECR")
     .description(
-      "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers,\n" +
-        "about 36 MB), pushes it through the ECR API with live progress, pulls it back into an OCI\n" +
-        "layout verifying every digest, prints the throughput and cleans up.",
+      "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers, about 36 MB), pushes it through the ECR API with live progress, pulls it back into an OCI layout verifying every digest, prints the throughput and cleans up.",
     );
   outputOptions(command);
   command.action(async (flags: { json?: boolean; quiet?: boolean }) => {

@@ -24,9 +24,7 @@ export function registerPull(program: Command): void {
     .command("pull")
     .summary("pull an image from ECR into a docker-archive, an OCI layout or an OCI archive")
     .description(
-      "Pull an image from ECR through BatchGetImage and GetDownloadUrlForLayer: large blobs come as\n" +
-        "several Range requests at once, every digest is verified, and the output appears only when\n" +
-        "it is complete.",
+      "Pull an image from ECR through BatchGetImage and GetDownloadUrlForLayer: large blobs come as several Range requests at once, every digest is verified, and the output appears only when it is complete.",
     )
     .argument("<source>", "<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag|@digest]")
     .argument("<destination>", "docker-archive:PATH[:name:tag] | oci:PATH[:tag] | oci-archive:PATH[:tag]")

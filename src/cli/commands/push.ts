@@ -30,9 +30,7 @@ export function registerPush(program: Command): void {
     .command("push")
     .summary("push an image file into ECR or ECR Public through the ECR API")
     .description(
-      "Push a docker-archive (docker save), an OCI layout or an OCI archive into an ECR repository,\n" +
-        "through InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload and PutImage. Blobs the\n" +
-        "repository has are skipped; uncompressed layers are gzip-compressed on the way.",
+      "Push a docker-archive (docker save), an OCI layout or an OCI archive into an ECR repository, through InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload and PutImage. Blobs the repository has are skipped; uncompressed layers are gzip-compressed on the way.",
     )
     .argument("<source>", "docker-archive:PATH | oci:PATH[:tag] | oci-archive:PATH[:tag] | PATH")
     .argument(
