@@ -364,7 +364,7 @@ async function writeLayer(
     compression === "gzip"
       ? createGzip({ level: 1 })
       : compression === "zstd"
-        ? (new zstd.CompressStream())
+        ? new zstd.CompressStream()
         : new PassThrough();
   const written = pipeline(pack, uncompressed, compressor, compressed, createWriteStream(temporary));
 
