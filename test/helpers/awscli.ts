@@ -237,26 +237,35 @@ async function fetchBlob(
   decompressed?.catch(() => undefined);
   const chunks: Buffer[] = [];
   let size = 0;
-  try {
-    for await (const chunk of response.body) {
-      const buffer = chunk as Buffer;
-      hash.update(buffer);
-      size += buffer.length;
-      if (options.keep) chunks.push(buffer);
-      if (decompress) {
+  // A corrupt compressed blob breaks the decompressor; the body is still read whole so that the
+  // digest mismatch, the clearer message, is reported first.
+  let decompressError: unknown;
+  for await (const chunk of response.body) {
+    const buffer = chunk as Buffer;
+    hash.update(buffer);
+    size += buffer.length;
+    if (options.keep) chunks.push(buffer);
+    if (!decompress) plain.update(buffer);
+    else if (decompressError === undefined) {
+      try {
         if (!decompress.write(buffer)) await once(decompress, "drain");
-      } else plain.update(buffer);
+      } catch (err) {
+        decompressError = err;
+      }
     }
-    decompress?.end();
-    await decompressed;
-  } catch (err) {
-    decompress?.destroy();
-    throw err;
   }
+  if (decompress && decompressError === undefined) {
+    decompress.end();
+    await decompressed!.catch((err: unknown) => (decompressError = err));
+  }
+  decompress?.destroy();
   return {
     digest: `sha256:${hash.digest("hex")}`,
     size,
-    uncompressedDigest: `sha256:${plain.digest("hex")}`,
+    uncompressedDigest:
+      decompressError === undefined
+        ? `sha256:${plain.digest("hex")}`
+        : `(not decompressible: ${decompressError instanceof Error ? decompressError.message : "error"})`,
     ...(options.keep ? { bytes: Buffer.concat(chunks) } : {}),
   };
 }
