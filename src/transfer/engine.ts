@@ -126,6 +126,13 @@ export async function transferImage(
         reason: "exists",
       });
     } else {
+      if (job.transform.kind === "compress") {
+        // A cache hit only serves to skip a blob the destination has. When it lacks it, compress
+        // afresh and learn the digest on the way: the cached one may come from another zlib or
+        // level and would fail the upload's digest check.
+        job.expected = undefined;
+        job.outputDigest = undefined;
+      }
       toSend.push(job);
     }
   }
