@@ -476,6 +476,51 @@ describe.skipIf(!hasAws)("push, read back through the AWS CLI", () => {
     ).toEqual(["compress gzip", "compress gzip"]);
   });
 
+  it("does not trust a stale blob-info cache entry for a layer the repository lacks", async () => {
+    const image = await buildImage({
+      format: "docker-archive-classic",
+      dir: await dir("stale-cache"),
+      layers: [{ size: 256 * KiB, seed: "stale-1" }],
+    });
+    const layer = image.manifests[0]!.layers[0]!;
+    // An entry written by another ecrx (another zlib, another gzip level): the same layer compressed
+    // to other bytes, which this repository has never seen.
+    const cacheFile = join(await dir("stale-cache-file"), "blob-info.json");
+    const stale = { mediaType: DOCKER_GZIP, digest: sha256(Buffer.from("other bytes")), size: 11 };
+    await writeFile(cacheFile, JSON.stringify({ [`${layer.diffId} gzip`]: stale }));
+    const result = await pushTo(image.reference, "cache/stale", "v1", {
+      blobInfoCache: new FileBlobInfoCache(cacheFile),
+    });
+    const read = await readBack("cache/stale", "v1", result.digest);
+    const pushed = read.images[0]!.layers[0]!;
+    expect(pushed.digest).not.toBe(stale.digest);
+    expect(read.blobs.get(pushed.digest)!.uncompressedDigest).toBe(layer.diffId);
+    // The entry now names what was pushed.
+    const saved = JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, { digest: string }>;
+    expect(saved[`${layer.diffId} gzip`]!.digest).toBe(pushed.digest);
+  });
+
+  it("rewrites an index whose children's layers were compressed on the way", async () => {
+    const image = await buildImage({
+      format: "oci-layout",
+      dir: await dir("multi-plain"),
+      seed: "multi-plain",
+      platforms: ["linux/amd64", "linux/arm64"],
+      layers: [{ size: 100 * KiB, compression: "none" }],
+    });
+    const result = await pushTo(image.reference, "multi/plain", "v1");
+    expect(result.digest).not.toBe(image.root.digest);
+    const read = await readBack("multi/plain", "v1", result.digest);
+    // The read-back checked each child against its index entry (digest and size) and each layer
+    // against its diff_id; the configs are the source's.
+    expect(read.index?.manifests.map((m) => m.platform)).toEqual([
+      { os: "linux", architecture: "amd64" },
+      { os: "linux", architecture: "arm64" },
+    ]);
+    expect(read.images.map((m) => m.config.digest)).toEqual(image.manifests.map((m) => m.config.digest));
+    expect(read.images.flatMap((m) => m.layers.map((l) => l.mediaType))).toEqual([OCI_GZIP, OCI_GZIP]);
+  });
+
   it("re-pushes the identical image to an IMMUTABLE tag; refuses another image on it (CONFLICT)", async () => {
     const first = await buildImage({ format: "oci-layout", dir: await dir("immutable-a"), seed: "imm-a" });
     const other = await buildImage({ format: "oci-layout", dir: await dir("immutable-b"), seed: "imm-b" });
