@@ -3,8 +3,8 @@ import type { Readable } from "node:stream";
 /**
  * Cuts a byte stream into parts of exactly `partSize` bytes (the last may be shorter) without
  * holding more than one part plus one source chunk: each chunk is copied once, into the part
- * buffer it belongs to. A fresh buffer per part, because the previous part may still be in flight
- * while the next is read ahead.
+ * buffer it belongs to. Part buffers come from `allocate` (a pool), since the previous part may
+ * still be in flight while the next is read ahead.
  */
 export class PartReader {
   private readonly chunks: AsyncIterator<Buffer>;
@@ -14,6 +14,7 @@ export class PartReader {
   constructor(
     body: Readable,
     private readonly partSize: number,
+    private readonly allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
   ) {
     this.chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
@@ -38,7 +39,7 @@ export class PartReader {
       }
       // A chunk that is exactly one whole part needs no copy at all.
       if (part === undefined && chunk.length === this.partSize) return chunk;
-      part ??= Buffer.allocUnsafe(this.partSize);
+      part ??= this.allocate(this.partSize);
       const take = Math.min(chunk.length, this.partSize - filled);
       chunk.copy(part, filled, 0, take);
       filled += take;

@@ -45,7 +45,12 @@ export interface EcrApi {
    * Builds the request of one part (body and its hash), so that it can be done while the
    * previous part is in flight.
    */
-  prepareLayerPart(uploadId: string, firstByte: number, blob: Buffer): PreparedLayerPart;
+  prepareLayerPart(
+    uploadId: string,
+    firstByte: number,
+    blob: Buffer,
+    allocate?: (size: number) => Buffer,
+  ): PreparedLayerPart;
   /** Sends a prepared part; returns lastByteReceived. */
   uploadLayerPart(part: PreparedLayerPart): Promise<number>;
   /** Returns the digest the registry computed. */
@@ -96,8 +101,9 @@ export function prepareLayerPart(
   uploadId: string,
   firstByte: number,
   blob: Buffer,
+  allocate?: (size: number) => Buffer,
 ): PreparedLayerPart {
   const lastByte = firstByte + blob.length - 1;
   const members = { ...ids, uploadId, partFirstByte: firstByte, partLastByte: lastByte };
-  return { uploadId, firstByte, lastByte, blob, body: prepareLayerPartBody(members, blob) };
+  return { uploadId, firstByte, lastByte, blob, body: prepareLayerPartBody(members, blob, allocate) };
 }

@@ -97,8 +97,13 @@ export class PrivateEcrApi implements EcrApi {
     return { uploadId: out.uploadId, partSize: out.partSize };
   }
 
-  prepareLayerPart(uploadId: string, firstByte: number, blob: Buffer): PreparedLayerPart {
-    return prepareLayerPart(this.ids, uploadId, firstByte, blob);
+  prepareLayerPart(
+    uploadId: string,
+    firstByte: number,
+    blob: Buffer,
+    allocate?: (size: number) => Buffer,
+  ): PreparedLayerPart {
+    return prepareLayerPart(this.ids, uploadId, firstByte, blob, allocate);
   }
 
   async uploadLayerPart(part: PreparedLayerPart): Promise<number> {

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { EcrxError } from "../../errors.js";
+import { BufferPool } from "../../transfer/buffer-pool.js";
 import { PartReader } from "../../transfer/part-reader.js";
 import { choosePartSize } from "../../transfer/part-size.js";
 import type { ProgressFn } from "../types.js";
@@ -39,7 +40,9 @@ export async function uploadLayer(
   options: LayerUploadOptions,
 ): Promise<{ digest: string; size: number }> {
   const partSize = choosePartSize(options.sizeHint, api.limits.maxParts, options.partSize);
-  const reader = new PartReader(body, partSize);
+  const pool = new BufferPool();
+  const allocate = (size: number) => pool.take(size);
+  const reader = new PartReader(body, partSize, allocate);
   const hash: Hash | undefined = options.digest === undefined ? createHash("sha256") : undefined;
   let uploadId: string;
   try {
@@ -58,7 +61,7 @@ export async function uploadLayer(
     const blob = await reader.next();
     if (blob === undefined) return undefined;
     hash?.update(blob);
-    const part = api.prepareLayerPart(uploadId, nextOffset, blob);
+    const part = api.prepareLayerPart(uploadId, nextOffset, blob, allocate);
     nextOffset += blob.length;
     return part;
   };
@@ -78,6 +81,8 @@ export async function uploadLayer(
       await sendPart(api, part);
       offset += part.blob.length;
       options.progress(part.blob.length);
+      pool.give(part.blob);
+      pool.give(part.body.body);
     }
   } catch (err) {
     await reader.cancel();

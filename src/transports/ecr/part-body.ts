@@ -40,17 +40,34 @@ const PREPARED = Symbol("ecrx.preparedLayerPartBody");
 type WithPrepared = { [PREPARED]?: PreparedPartBody };
 type StashContext = HandlerExecutionContext & { [PREPARED]?: PreparedPartBody };
 
-/** The JSON body of UploadLayerPart for these members and bytes, and its SHA-256. */
-export function prepareLayerPartBody(members: LayerPartMembers, blob: Uint8Array): PreparedPartBody {
+/** Base64 is written in slices this long: short-lived small strings instead of one of 14 MB. */
+const BASE64_SLICE = 48 * 1024;
+
+/**
+ * The JSON body of UploadLayerPart for these members and bytes, and its SHA-256. `allocate` gives
+ * the buffer (a pool's); by default a new one.
+ */
+export function prepareLayerPartBody(
+  members: LayerPartMembers,
+  blob: Uint8Array,
+  allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+): PreparedPartBody {
   const { registryId, ...rest } = members;
   const head = JSON.stringify(registryId === undefined ? rest : { registryId, ...rest });
-  const prefix = Buffer.from(`${head.slice(0, -1)},"layerPartBlob":"`);
-  const suffix = Buffer.from('"}');
-  const base64 = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64");
-  const body = Buffer.allocUnsafe(prefix.length + base64.length + suffix.length);
-  prefix.copy(body, 0);
-  body.write(base64, prefix.length, "latin1");
-  suffix.copy(body, prefix.length + base64.length);
+  const prefix = `${head.slice(0, -1)},"layerPartBlob":"`;
+  const suffix = '"}';
+  const data = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const body = allocate(prefix.length + 4 * Math.ceil(data.length / 3) + suffix.length);
+  // The JSON around the blob is ASCII (names, numbers, a UUID): one byte per character.
+  let offset = body.write(prefix, 0, "latin1");
+  for (let start = 0; start < data.length; start += BASE64_SLICE) {
+    offset += body.write(
+      data.toString("base64", start, Math.min(start + BASE64_SLICE, data.length)),
+      offset,
+      "latin1",
+    );
+  }
+  body.write(suffix, offset, "latin1");
   return { body, sha256: createHash("sha256").update(body).digest("hex") };
 }
 
