@@ -480,6 +480,28 @@ describe("pull", () => {
       );
       expect(await readdir(out), `${kind}: nothing left behind`).toEqual([]);
     }
+    // The same through ranged downloads.
+    const out = await dir("corrupt-ranged");
+    await expectPullError(
+      pull(remote("corrupt/app", "v1"), `oci:${join(out, "layout")}`, {
+        aws: aws(),
+        download: { rangeThreshold: 64 * KiB, rangeSize: 32 * KiB },
+      }),
+      "INTEGRITY",
+      new RegExp(`${layer.digest}.*digest mismatch`),
+    );
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  it("fails with NOT_FOUND on a missing tag, creating nothing", async () => {
+    const out = await dir("missing-tag");
+    const err = await expectPullError(
+      pull(remote("single/oci", "nope"), `oci:${join(out, "layout")}`, { aws: aws() }),
+      "NOT_FOUND",
+      /image single\/oci:nope not found/,
+    );
+    expect(err.awsName).toBe("ImageNotFound");
+    expect(await readdir(out)).toEqual([]);
   });
 
   it("refuses --all-platforms into a docker-archive (USAGE) before writing anything", async () => {

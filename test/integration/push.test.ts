@@ -762,6 +762,42 @@ describe("push refuses bad input and leaves no image behind", () => {
   });
 
   it.skipIf(!hasAws)(
+    "survives lost UploadLayerPart answers (the part applied, the connection dropped)",
+    { timeout: 120_000 },
+    async () => {
+      const dataDir = await dir("lost-data");
+      const lossy = await serve({ port: 0, dataDir, faults: "UploadLayerPart:lost=0.3", faultSeed: 4242 });
+      const image = await buildImage({
+        format: "oci-layout",
+        dir: await dir("lost"),
+        seed: "lost",
+        layers: [{ size: 16 * MiB, content: "random", compression: "none" }],
+      });
+      let result: PushResult;
+      let retries = 0;
+      try {
+        result = await push(image.reference, ref("lossy/app", "v1", lossy), {
+          aws: { ...aws(lossy), retry: { baseDelayMs: 10, onRetry: () => void retries++ } },
+          blobInfoCache: false,
+          createRepository: true,
+          compression: "keep",
+          partSize: 5 * MiB,
+        });
+      } finally {
+        await lossy.close();
+      }
+      expect(result.digest).toBe(image.root.digest);
+      expect(retries, "some answers were lost and the parts asked again").toBeGreaterThan(0);
+      const calm = await serve({ port: 0, dataDir });
+      try {
+        await readImageWithAwsCli(calm, "lossy/app", { tag: "v1" }, { expectDigest: image.root.digest });
+      } finally {
+        await calm.close();
+      }
+    },
+  );
+
+  it.skipIf(!hasAws)(
     "succeeds against a registry that throttles 30% of requests",
     { timeout: 120_000 },
     async () => {
