@@ -150,6 +150,8 @@ export function optionalStructure(input: Members, name: string, path = name): Me
 export function requiredBlob(input: Members, name: string, maxBytes: number): Buffer {
   const value = input[name];
   if (value === undefined || value === null) throw notNull(name);
+  // The HTTP front decodes UploadLayerPart's blob itself, strictly (server.ts, decodeBase64).
+  if (Buffer.isBuffer(value)) return checkBlobSize(name, value, maxBytes);
   if (typeof value !== "string") throw wrongType(name, "a base64 string");
   // Buffer.from skips characters outside the alphabet silently, and takes the URL-safe alphabet
   // too; AWS refuses both. A skipped character makes the decoded length fall short of what the
@@ -165,6 +167,10 @@ export function requiredBlob(input: Members, name: string, maxBytes: number): Bu
   ) {
     throw invalidParameter(`Invalid parameter at '${name}': not valid base64`);
   }
+  return checkBlobSize(name, bytes, maxBytes);
+}
+
+function checkBlobSize(name: string, bytes: Buffer, maxBytes: number): Buffer {
   if (bytes.length > maxBytes) {
     throw constraint(
       name,
