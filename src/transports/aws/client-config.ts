@@ -1,7 +1,15 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import type {
+  AwsCredentialIdentity,
+  AwsCredentialIdentityProvider,
+  DeserializeHandler,
+  DeserializeHandlerArguments,
+  HandlerExecutionContext,
+  MetadataBearer,
+  Pluggable,
+} from "@smithy/types";
 import { FullJitterRetryStrategy, type RetryPolicyOptions } from "./retry.js";
 
 /** How to reach and authenticate to an AWS service; every field is optional. */
@@ -17,6 +25,43 @@ export interface AwsOptions {
   retry?: RetryPolicyOptions;
   /** Sockets per client. Default 64: enough for every blob and read-ahead in flight. */
   maxSockets?: number;
+  /** Told of every HTTP attempt of every call, for benchmarks and `--debug`. */
+  onCall?: CallObserver;
+}
+
+export interface CallInfo {
+  /** The operation, e.g. `UploadLayerPart`. */
+  operation: string;
+  /** Time from sending the request to having its answer. */
+  milliseconds: number;
+  /** The exception name when the attempt failed. */
+  error: string | undefined;
+}
+export type CallObserver = (call: CallInfo) => void;
+
+/** Times each attempt (retries included) between the request going out and its answer parsed. */
+export function callObserverPlugin(onCall: CallObserver): Pluggable<object, MetadataBearer> {
+  return {
+    applyToStack(stack) {
+      stack.add(
+        (next: DeserializeHandler<object, MetadataBearer>, context: HandlerExecutionContext) =>
+          async (args: DeserializeHandlerArguments<object>) => {
+            const operation = (context.commandName ?? "").replace(/Command$/, "");
+            const started = performance.now();
+            try {
+              const out = await next(args);
+              onCall({ operation, milliseconds: performance.now() - started, error: undefined });
+              return out;
+            } catch (err) {
+              const name = err instanceof Error ? err.name : "Error";
+              onCall({ operation, milliseconds: performance.now() - started, error: name });
+              throw err;
+            }
+          },
+        { step: "deserialize", name: "ecrxCallObserver" },
+      );
+    },
+  };
 }
 
 /** The configuration every ecrx SDK client shares. */

@@ -12,7 +12,7 @@ import {
 } from "@aws-sdk/client-ecr-public";
 import { EcrxError } from "../../errors.js";
 import { MiB } from "../../transfer/part-size.js";
-import { sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
+import { callObserverPlugin, sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
 import {
   layerAvailability,
   prepareLayerPart,
@@ -30,6 +30,7 @@ export const ECR_PUBLIC_REGION = "us-east-1";
 export function createEcrPublicClient(options: AwsOptions): ECRPUBLICClient {
   const client = new ECRPUBLICClient(sdkClientConfig(options, ECR_PUBLIC_REGION));
   client.middlewareStack.use(layerPartBodyPlugin);
+  if (options.onCall) client.middlewareStack.use(callObserverPlugin(options.onCall));
   return client;
 }
 

@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-ecr";
 import { MANIFEST_TYPES } from "../../manifest/media-types.js";
 import { MiB } from "../../transfer/part-size.js";
-import { sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
+import { callObserverPlugin, sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
 import {
   layerAvailability,
   prepareLayerPart,
@@ -32,6 +32,7 @@ export interface EcrRepositoryAddress {
 export function createEcrClient(options: AwsOptions, region: string | undefined): ECRClient {
   const client = new ECRClient(sdkClientConfig(options, region));
   client.middlewareStack.use(layerPartBodyPlugin);
+  if (options.onCall) client.middlewareStack.use(callObserverPlugin(options.onCall));
   return client;
 }
 
