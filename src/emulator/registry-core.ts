@@ -54,8 +54,8 @@ export const LAYER_DIGEST_RULE: StringRule = {
   patternText: "[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+",
 };
 export const REGISTRY_ID_RULE: StringRule = { pattern: /^[0-9]{12}$/, patternText: "[0-9]{12}" };
-const IMAGE_TAG_MAX = 300;
-const IMAGE_MANIFEST_MAX = 4_194_304;
+export const IMAGE_TAG_MAX = 300;
+export const IMAGE_MANIFEST_MAX = 4_194_304;
 export const ID_LIST = { min: 1, max: 100 };
 export const MAX_RESULTS = { min: 1, max: 1000 };
 const TAG_STATUSES = ["TAGGED", "UNTAGGED", "ANY"] as const;
@@ -145,7 +145,7 @@ export function targetRepository(
 }
 
 /** Runs a change on the current repository state; RepositoryNotFoundException if it went away. */
-async function changeRepository<T>(
+export async function changeRepository<T>(
   scope: RegistryScope,
   target: RepositoryTarget,
   change: (draft: RepositoryRecord) => T,
@@ -286,7 +286,7 @@ function uploadNotFound(uploadId: string, target: RepositoryTarget): ApiError {
 }
 
 /** The open upload `uploadId` of this repository; an upload of another repository is not found. */
-function ownUpload(
+export function ownUpload(
   scope: RegistryScope,
   upload: UploadHandle | undefined,
   uploadId: string,
@@ -300,6 +300,16 @@ function ownUpload(
     throw uploadNotFound(uploadId, target);
   }
   return upload;
+}
+
+/** LimitExceededException when an upload would hold more parts or bytes than the service allows. */
+export function assertWithinUploadLimits(scope: RegistryScope, parts: number, bytes: number): void {
+  if (parts > scope.limits.maxPartsPerUpload || bytes > scope.limits.maxLayerBytes) {
+    throw new ApiError(
+      "LimitExceededException",
+      `The operation did not succeed because it would have exceeded a service limit for your account: at most ${scope.limits.maxPartsPerUpload} parts and ${scope.limits.maxLayerBytes} bytes per layer`,
+    );
+  }
 }
 
 async function uploadLayerPart(scope: RegistryScope, input: OperationInput): Promise<object> {
@@ -332,15 +342,7 @@ async function uploadLayerPart(scope: RegistryScope, input: OperationInput): Pro
         `The part range ${partFirstByte}-${partLastByte} does not match the ${bytes.length} bytes of layerPartBlob`,
       );
     }
-    if (
-      parts.length + 1 > scope.limits.maxPartsPerUpload ||
-      received + bytes.length > scope.limits.maxLayerBytes
-    ) {
-      throw new ApiError(
-        "LimitExceededException",
-        `The operation did not succeed because it would have exceeded a service limit for your account: at most ${scope.limits.maxPartsPerUpload} parts and ${scope.limits.maxLayerBytes} bytes per layer`,
-      );
-    }
+    assertWithinUploadLimits(scope, parts.length + 1, received + bytes.length);
     await upload.append(bytes);
     return {
       registryId: target.registryId,
@@ -362,41 +364,60 @@ async function completeLayerUpload(scope: RegistryScope, input: OperationInput):
 
   return scope.store.withUpload(uploadId, async (handle) => {
     const upload = ownUpload(scope, handle, uploadId, target);
-    const { parts } = upload.session;
-    if (parts.length === 0) {
-      throw new ApiError(
-        "EmptyUploadException",
-        `The upload with id '${uploadId}' does not contain any layer parts`,
-      );
-    }
-    const small = parts.slice(0, -1).findIndex((size) => size < MIN_PART_BYTES);
-    if (small >= 0) {
-      throw new ApiError(
-        "LayerPartTooSmallException",
-        `Layer part ${small + 1} has ${parts[small]} bytes: every part but the last must have at least ${MIN_PART_BYTES} bytes`,
-      );
-    }
-    const digest = await upload.digest();
-    if (!layerDigests.includes(digest)) {
-      throw new ApiError(
-        "InvalidLayerException",
-        `The layer digest calculated upon receipt of the layer (${digest}) does not match the digest specified`,
-      );
-    }
-    if (scope.store.getRepository(scope.namespace, name)?.layers[digest] !== undefined) {
-      await upload.discard();
+    const { digest, existed } = await finishLayerUpload(scope, target, upload, layerDigests);
+    if (existed) {
       throw new ApiError(
         "LayerAlreadyExistsException",
         `The image layer '${digest}' already exists in the repository with name '${name}' in the registry with id '${target.registryId}'`,
       );
     }
-    const size = upload.session.received;
-    await upload.commit(digest);
-    await changeRepository(scope, target, (draft) => {
-      draft.layers[digest] ??= { size };
-    });
     return { registryId: target.registryId, repositoryName: target.name, uploadId, layerDigest: digest };
   });
+}
+
+/**
+ * Ends an upload as CompleteLayerUpload does (the registry API's final PUT too): EmptyUploadException,
+ * LayerPartTooSmallException, or InvalidLayerException when the bytes match none of `accepted`
+ * leave the upload open; otherwise the blob joins the repository. A blob the repository already has
+ * ends the upload with `existed` (CompleteLayerUpload reports it as LayerAlreadyExistsException).
+ */
+export async function finishLayerUpload(
+  scope: RegistryScope,
+  target: RepositoryTarget,
+  upload: UploadHandle,
+  accepted: readonly string[],
+): Promise<{ digest: string; existed: boolean }> {
+  const { parts } = upload.session;
+  if (parts.length === 0) {
+    throw new ApiError(
+      "EmptyUploadException",
+      `The upload with id '${upload.session.id}' does not contain any layer parts`,
+    );
+  }
+  const small = parts.slice(0, -1).findIndex((size) => size < MIN_PART_BYTES);
+  if (small >= 0) {
+    throw new ApiError(
+      "LayerPartTooSmallException",
+      `Layer part ${small + 1} has ${parts[small]} bytes: every part but the last must have at least ${MIN_PART_BYTES} bytes`,
+    );
+  }
+  const digest = await upload.digest();
+  if (!accepted.includes(digest)) {
+    throw new ApiError(
+      "InvalidLayerException",
+      `The layer digest calculated upon receipt of the layer (${digest}) does not match the digest specified`,
+    );
+  }
+  if (scope.store.getRepository(scope.namespace, target.name)?.layers[digest] !== undefined) {
+    await upload.discard();
+    return { digest, existed: true };
+  }
+  const size = upload.session.received;
+  await upload.commit(digest);
+  await changeRepository(scope, target, (draft) => {
+    draft.layers[digest] ??= { size };
+  });
+  return { digest, existed: false };
 }
 
 async function batchCheckLayerAvailability(scope: RegistryScope, input: OperationInput): Promise<object> {
@@ -569,15 +590,62 @@ async function putImage(scope: RegistryScope, input: OperationInput, ctx: Reques
       `Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid digest ${imageDigest}'`,
     );
   }
-  const bytes = Buffer.from(imageManifest, "utf8");
+  const { digest, mediaType } = await storeImage(scope, target, {
+    bytes: Buffer.from(imageManifest, "utf8"),
+    declaredType,
+    tag: imageTag,
+    expectedDigest: imageDigest,
+    now: ctx.now,
+  });
+  return {
+    image: {
+      registryId: target.registryId,
+      repositoryName: name,
+      imageId: { imageDigest: digest, ...(imageTag === undefined ? {} : { imageTag }) },
+      imageManifest,
+      imageManifestMediaType: mediaType,
+    },
+  };
+}
+
+export interface ImageUpload {
+  /** The manifest exactly as sent: its sha256 is the image digest. */
+  bytes: Buffer;
+  /** imageManifestMediaType, or the registry API's Content-Type. */
+  declaredType: string | undefined;
+  tag: string | undefined;
+  /** imageDigest, or the digest a registry API PUT names. */
+  expectedDigest: string | undefined;
+  now: Date;
+}
+
+export interface StoredImage {
+  digest: string;
+  mediaType: string;
+  /** The digest of the manifest's `subject`. */
+  subject: string | undefined;
+}
+
+/**
+ * PutImage's checks and effect, shared with the registry API's manifest PUT: the manifest is
+ * validated, its blobs and children must be in the repository, the tag must not be immutable.
+ * Throws ImageAlreadyExistsException when neither image nor tag would change.
+ */
+export async function storeImage(
+  scope: RegistryScope,
+  target: RepositoryTarget,
+  upload: ImageUpload,
+): Promise<StoredImage> {
+  const { bytes, tag: imageTag, now } = upload;
+  const { name } = target;
   const digest = sha256Digest(bytes);
-  if (imageDigest !== undefined && imageDigest !== digest) {
+  if (upload.expectedDigest !== undefined && upload.expectedDigest !== digest) {
     throw new ApiError(
       "ImageDigestDoesNotMatchException",
-      `The digest ${imageDigest} does not match the digest ${digest} calculated from the manifest`,
+      `The digest ${upload.expectedDigest} does not match the digest ${digest} calculated from the manifest`,
     );
   }
-  const manifest = parseManifest(imageManifest, declaredType);
+  const manifest = parseManifest(bytes.toString("utf8"), upload.declaredType);
   await scope.store.putManifest(digest, bytes);
 
   await changeRepository(scope, target, (draft) => {
@@ -617,7 +685,7 @@ async function putImage(scope: RegistryScope, input: OperationInput, ctx: Reques
       }
       draft.images[digest] = {
         mediaType: manifest.mediaType,
-        pushedAt: epochSeconds(ctx.now),
+        pushedAt: epochSeconds(now),
         // ECR counts the compressed layers (not the config); an index counts as its largest child.
         imageSizeInBytes:
           manifest.config === undefined
@@ -629,18 +697,10 @@ async function putImage(scope: RegistryScope, input: OperationInput, ctx: Reques
         ...(manifest.subject === undefined ? {} : { subject: manifest.subject.digest }),
       };
     }
-    if (imageTag !== undefined) draft.tags[imageTag] = { digest, createdAt: epochSeconds(ctx.now) };
+    if (imageTag !== undefined) draft.tags[imageTag] = { digest, createdAt: epochSeconds(now) };
   });
 
-  return {
-    image: {
-      registryId: target.registryId,
-      repositoryName: name,
-      imageId: { imageDigest: digest, ...(imageTag === undefined ? {} : { imageTag }) },
-      imageManifest,
-      imageManifestMediaType: manifest.mediaType,
-    },
-  };
+  return { digest, mediaType: manifest.mediaType, subject: manifest.subject?.digest };
 }
 
 export interface ImageId {
@@ -720,37 +780,48 @@ async function batchDeleteImage(scope: RegistryScope, input: OperationInput): Pr
     const deleted: ImageId[] = [];
     const failures: ImageFailure[] = [];
     for (const imageId of imageIds) {
-      const resolved = resolveImageId(draft, imageId);
-      if ("failure" in resolved) {
-        failures.push(resolved.failure);
-        continue;
-      }
-      const { digest } = resolved;
-      const tags = tagsOf(draft, digest);
-      const untagOnly = imageId.imageDigest === undefined && tags.length > 1;
-      const parents = Object.entries(draft.images)
-        .filter(([, image]) => image.children.includes(digest))
-        .map(([parent]) => parent);
-      if (!untagOnly && parents.length > 0) {
-        failures.push({
-          imageId,
-          failureCode: "ImageReferencedByManifestList",
-          failureReason: `Requested image referenced by manifest list: [${parents.join(", ")}]`,
-        });
-        continue;
-      }
-      if (untagOnly) {
-        delete draft.tags[imageId.imageTag!];
-        deleted.push({ imageDigest: digest, imageTag: imageId.imageTag! });
-        continue;
-      }
-      for (const tag of tags) delete draft.tags[tag];
-      delete draft.images[digest];
-      if (tags.length === 0) deleted.push({ imageDigest: digest });
-      for (const tag of tags) deleted.push({ imageDigest: digest, imageTag: tag });
+      const outcome = deleteImage(draft, imageId);
+      if ("failure" in outcome) failures.push(outcome.failure);
+      else deleted.push(...outcome.deleted);
     }
     return { imageIds: deleted, failures };
   });
+}
+
+/**
+ * BatchDeleteImage's effect for one image id on a draft repository: by tag it removes the tag (the
+ * last tag removes the image), by digest the image and its tags; an image an index references
+ * stays (ImageReferencedByManifestList).
+ */
+export function deleteImage(
+  draft: RepositoryRecord,
+  imageId: ImageId,
+): { deleted: ImageId[] } | { failure: ImageFailure } {
+  const resolved = resolveImageId(draft, imageId);
+  if ("failure" in resolved) return resolved;
+  const { digest } = resolved;
+  const tags = tagsOf(draft, digest);
+  const untagOnly = imageId.imageDigest === undefined && tags.length > 1;
+  const parents = Object.entries(draft.images)
+    .filter(([, image]) => image.children.includes(digest))
+    .map(([parent]) => parent);
+  if (!untagOnly && parents.length > 0) {
+    return {
+      failure: {
+        imageId,
+        failureCode: "ImageReferencedByManifestList",
+        failureReason: `Requested image referenced by manifest list: [${parents.join(", ")}]`,
+      },
+    };
+  }
+  if (untagOnly) {
+    delete draft.tags[imageId.imageTag!];
+    return { deleted: [{ imageDigest: digest, imageTag: imageId.imageTag! }] };
+  }
+  for (const tag of tags) delete draft.tags[tag];
+  delete draft.images[digest];
+  if (tags.length === 0) return { deleted: [{ imageDigest: digest }] };
+  return { deleted: tags.map((tag) => ({ imageDigest: digest, imageTag: tag })) };
 }
 
 export function imageDetail(target: RepositoryTarget, digest: string, scope: RegistryScope): object {

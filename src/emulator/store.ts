@@ -96,6 +96,14 @@ export interface UploadHandle {
   readonly session: Readonly<UploadSession>;
   /** Appends a part's bytes and persists the new byte count with the part size. */
   append(data: Buffer): Promise<void>;
+  /**
+   * Appends everything `source` yields as one part (the registry API streams a chunk of any size).
+   * If `source` throws, the bytes written so far are cut off and nothing changes. Resolves to the
+   * part's size; an empty source adds no part.
+   */
+  appendStream(source: AsyncIterable<Buffer>): Promise<number>;
+  /** Removes the last part (a final chunk whose upload was then refused). */
+  dropLastPart(): Promise<void>;
   /** `sha256:<hex>` of the bytes received so far. */
   digest(): Promise<string>;
   /** Turns the received bytes into the blob `digest` (which the caller verified) and ends the upload. */
@@ -364,6 +372,53 @@ export class Store {
         }
         state.hash?.update(data);
         state.session = next;
+      },
+      appendStream: async (source) => {
+        live();
+        // A copy: the running hash stays exact if the stream fails halfway.
+        const hash = state.hash?.copy();
+        let size = 0;
+        const file = await open(dataPath, "a");
+        try {
+          try {
+            for await (const chunk of source) {
+              await file.write(chunk);
+              hash?.update(chunk);
+              size += chunk.length;
+            }
+          } finally {
+            await file.close();
+          }
+          if (size > 0) {
+            const next: UploadSession = {
+              ...state.session,
+              received: state.session.received + size,
+              parts: [...state.session.parts, size],
+            };
+            await this.writeAtomic(metaPath, JSON.stringify(next));
+            state.session = next;
+            state.hash = hash;
+          }
+        } catch (err) {
+          await truncate(dataPath, state.session.received).catch(() => undefined);
+          throw err;
+        }
+        return size;
+      },
+      dropLastPart: async () => {
+        live();
+        const last = state.session.parts.at(-1);
+        if (last === undefined) return;
+        const next: UploadSession = {
+          ...state.session,
+          received: state.session.received - last,
+          parts: state.session.parts.slice(0, -1),
+        };
+        await this.writeAtomic(metaPath, JSON.stringify(next));
+        state.session = next;
+        // The hash cannot be rewound: the next digest() hashes the file again.
+        state.hash = undefined;
+        await truncate(dataPath, next.received);
       },
       digest: async () => {
         live();
