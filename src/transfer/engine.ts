@@ -1,5 +1,4 @@
-import { pipeline } from "node:stream";
-import type { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import pLimit from "p-limit";
 import { EcrxError, isEcrxError } from "../errors.js";
 import { sha256Digest, verifiedStream } from "../manifest/digest.js";
@@ -25,6 +24,9 @@ import { fullJitterDelay } from "../transports/aws/retry.js";
  */
 export type CompressionMode = "keep" | Compression;
 
+/** Runs work within a concurrency budget (a p-limit function). */
+export type BlobBudget = <T>(work: () => Promise<T>) => Promise<T>;
+
 export interface TransferOptions {
   /** Blobs in flight at once, for the whole image (every platform). Default 4. */
   concurrency?: number;
@@ -42,6 +44,16 @@ export interface TransferOptions {
   blobInfoCache?: BlobInfoCache;
   /** Attempts of one whole blob (the first included) when it fails with a network error. Default 3. */
   blobAttempts?: number;
+  /**
+   * A blob budget shared with other transfers (several images copied at once); default: this
+   * transfer's own, of `concurrency`.
+   */
+  limit?: BlobBudget;
+  /**
+   * Uploads in progress to the same destination repository, by digest, shared between transfers
+   * that run at once: a blob that several images share is sent once, the others wait for it.
+   */
+  sharedUploads?: Map<string, Promise<Descriptor>>;
 }
 
 export interface TransferResult {
@@ -74,6 +86,8 @@ interface BlobJob {
   expected: Descriptor | undefined;
   /** The output digest when known before the transfer, even if its size is not (diff_id). */
   outputDigest: string | undefined;
+  /** The bytes, when they are already in memory (a config read to validate the image). */
+  bytes?: Buffer | undefined;
   result: Descriptor | undefined;
 }
 
@@ -143,21 +157,33 @@ export async function transferImage(
     bytes: toSend.reduce((sum, j) => sum + j.source.size, 0),
   });
 
-  const limit = pLimit(options.concurrency ?? DEFAULT_CONCURRENCY);
+  const limit: BlobBudget = options.limit ?? pLimit(options.concurrency ?? DEFAULT_CONCURRENCY);
+  // The first failure stops the rest: queued blobs do not start, streams in flight are destroyed.
+  const stop = new AbortController();
+  const blobSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   let bytesSent = 0;
   const runs = toSend.map((job) =>
     limit(async () => {
-      signal?.throwIfAborted();
-      job.result = await sendBlob(source, destination, job, options, emit);
+      blobSignal.throwIfAborted();
+      job.result = await sendShared(
+        job,
+        () => sendBlob(source, destination, job, options, blobSignal, emit),
+        options,
+      );
       bytesSent += job.result.size;
       if (job.transform.kind === "compress") cache.record(job.source.digest, job.transform.to, job.result);
+    }).catch((err: unknown) => {
+      stop.abort(err);
+      throw err;
     }),
   );
-  // Wait for every blob, even after one failed, so no upload is left running behind our back.
+  // Wait for every blob to settle, so no upload is left running behind our back.
   const outcomes = await Promise.allSettled(runs);
   await cache.flush();
+  signal?.throwIfAborted();
   const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
-  if (failure) throw failure.reason;
+  // The first failure in time is the cause; later ones are mostly its consequence (aborted).
+  if (failure) throw stop.signal.reason ?? failure.reason;
 
   signal?.throwIfAborted();
   const tags = options.tags ?? [];
@@ -192,6 +218,7 @@ function planJobs(graph: ImageGraph, mode: CompressionMode, cache: BlobInfoCache
       mediaType: config.mediaType,
       expected: config,
       outputDigest: config.digest,
+      bytes: image.configBytes,
     });
     image.manifest.layers.forEach((layer, i) => {
       const transform = layerTransform(layer, mode);
@@ -246,6 +273,7 @@ async function sendBlob(
   destination: ImageDestination,
   job: BlobJob,
   options: TransferOptions,
+  signal: AbortSignal,
   emit: (event: TransferEvent) => void,
 ): Promise<Descriptor> {
   const attempts = options.blobAttempts ?? 3;
@@ -266,7 +294,7 @@ async function sendBlob(
     };
     let body: Readable | undefined;
     try {
-      const raw = await source.blob(job.source);
+      const raw = job.bytes ? Readable.from([job.bytes]) : await source.blob(job.source);
       // Progress follows the source's bytes when the output size is not known in advance.
       const verified = verifiedStream(raw, job.source, {
         what: `blob ${job.source.digest} of ${source.reference}`,
@@ -274,7 +302,7 @@ async function sendBlob(
       });
       body = job.transform.kind === "copy" ? verified : withStage(verified, job.transform, options.gzipLevel);
       const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
-      options.signal?.addEventListener("abort", abort, { once: true });
+      signal.addEventListener("abort", abort, { once: true });
       let result: Descriptor;
       try {
         result = await destination.putBlob(
@@ -283,13 +311,13 @@ async function sendBlob(
           job.transform.kind === "copy" ? count : () => undefined,
         );
       } finally {
-        options.signal?.removeEventListener("abort", abort);
+        signal.removeEventListener("abort", abort);
       }
       emit({ type: "blob-done", id: job.source.digest, digest: result.digest, size: result.size });
       return { ...result, mediaType: job.mediaType };
     } catch (err) {
       body?.destroy();
-      if (options.signal?.aborted) throw new EcrxError("INTERRUPTED", "interrupted", { cause: err });
+      if (signal.aborted) throw new EcrxError("INTERRUPTED", "interrupted", { cause: err });
       if (attempt >= attempts || !isRetryable(err)) throw err;
       emit({
         type: "blob-retry",
@@ -303,6 +331,31 @@ async function sendBlob(
       );
     }
   }
+}
+
+/**
+ * Joins an upload of the same blob that a concurrent transfer to the same repository has under
+ * way (see TransferOptions.sharedUploads), or starts it and lets others join.
+ */
+async function sendShared(
+  job: BlobJob,
+  send: () => Promise<Descriptor>,
+  options: TransferOptions,
+): Promise<Descriptor> {
+  const shared = options.sharedUploads;
+  const digest = job.expected?.digest;
+  if (shared === undefined || digest === undefined) return send();
+  const running = shared.get(digest);
+  // If the other transfer's upload fails, this one tries for itself.
+  if (running)
+    return running.then(
+      (d) => ({ ...d, mediaType: job.mediaType }),
+      () => send(),
+    );
+  const mine = send();
+  shared.set(digest, mine);
+  mine.catch(() => shared.delete(digest));
+  return mine;
 }
 
 function describeTransform(t: Transform): string {

@@ -12,6 +12,8 @@ export interface ImageNode {
   manifest: ImageManifest;
   /** The config's rootfs.diff_ids, one per layer, when the config is an image config. */
   diffIds: string[] | undefined;
+  /** The config's bytes, verified, when they were read to validate the image (sent from here). */
+  configBytes: Buffer | undefined;
   /** The index entry that names this image, when there is an index. */
   descriptor: Descriptor | undefined;
 }
@@ -85,7 +87,7 @@ async function imageNode(
 ): Promise<ImageNode> {
   if (!IMAGE_CONFIG_TYPES.has(manifest.config.mediaType)) {
     // An artifact (attestation, signature, SBOM): its blobs are copied as they are.
-    return { raw, manifest, diffIds: undefined, descriptor };
+    return { raw, manifest, diffIds: undefined, configBytes: undefined, descriptor };
   }
   const what = `config ${manifest.config.digest} of ${source.reference}`;
   if (manifest.config.size > MAX_CONFIG_BYTES) {
@@ -94,7 +96,8 @@ async function imageNode(
       `${what} is ${manifest.config.size} bytes, over ${MAX_CONFIG_BYTES}`,
     );
   }
-  const config = parseImageConfig(await readBlob(source, manifest.config, what), what);
+  const configBytes = await readBlob(source, manifest.config, what);
+  const config = parseImageConfig(configBytes, what);
   const diffIds = config.rootfs?.diff_ids;
   if (diffIds !== undefined && diffIds.length !== manifest.layers.length) {
     throw new EcrxError(
@@ -102,7 +105,7 @@ async function imageNode(
       `${source.reference}: the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
     );
   }
-  return { raw, manifest, diffIds, descriptor };
+  return { raw, manifest, diffIds, configBytes, descriptor };
 }
 
 /** Reads a small blob whole, verified. Only for configs: layers always stream. */
