@@ -1,0 +1,152 @@
+/**
+ * The Debian `docker-registry` (distribution 2.8) started for a test: loopback, a free port, its
+ * own config and filesystem storage in a temporary folder; optionally htpasswd (bcrypt through
+ * `htpasswd -Bbn` of apache2-utils) or token authentication.
+ *
+ *   const registry = await startDockerRegistry({ users: { alice: "secret" } });
+ *   registry.host  // "127.0.0.1:40123"
+ *   await registry.stop();
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { request } from "undici";
+
+export const DOCKER_REGISTRY = "/usr/bin/docker-registry";
+const run = promisify(execFile);
+
+export interface TokenAuthConfig {
+  /** The token service's URL, as the registry names it in its challenges. */
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM certificates whose keys may sign tokens. */
+  rootCertBundle: string;
+}
+
+export interface DockerRegistryOptions {
+  /** htpasswd users (name -> password); none: no authentication. */
+  users?: Record<string, string>;
+  /** Token authentication instead of htpasswd. */
+  token?: TokenAuthConfig;
+}
+
+export interface RunningDockerRegistry {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  port: number;
+  url: string;
+  /** The storage root, to look at what the registry holds. */
+  storage: string;
+  /** What the registry logged so far, for failure messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export function dockerRegistryInstalled(): boolean {
+  return existsSync(DOCKER_REGISTRY);
+}
+
+/** Whether `htpasswd` (Debian apache2-utils) runs; it has no --version to ask. */
+export function htpasswdInstalled(): boolean {
+  try {
+    execFileSync("htpasswd", ["-Bbn", "user", "password"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+/** One bcrypt htpasswd line, as `htpasswd -Bbn user password` writes it. */
+export async function htpasswdLine(user: string, password: string): Promise<string> {
+  const { stdout } = await run("htpasswd", ["-Bbn", user, password]);
+  return stdout.trim();
+}
+
+export async function startDockerRegistry(
+  options: DockerRegistryOptions = {},
+): Promise<RunningDockerRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), "ecrx-docker-registry-"));
+  const storage = join(dir, "data");
+  const port = await freePort();
+  let auth = "";
+  if (options.users !== undefined) {
+    const lines = await Promise.all(Object.entries(options.users).map(([u, p]) => htpasswdLine(u, p)));
+    await writeFile(join(dir, "htpasswd"), `${lines.join("\n")}\n`);
+    auth = `auth:\n  htpasswd:\n    realm: ecrx-test\n    path: ${join(dir, "htpasswd")}\n`;
+  } else if (options.token !== undefined) {
+    const t = options.token;
+    auth =
+      `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n` +
+      `    rootcertbundle: ${t.rootCertBundle}\n`;
+  }
+  const config = join(dir, "config.yml");
+  await writeFile(
+    config,
+    `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:${port}
+  secret: ecrx-test-secret
+${auth}`,
+  );
+  let output = "";
+  const child: ChildProcess = spawn(DOCKER_REGISTRY, ["serve", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`docker-registry exited: ${output}`);
+    }
+    try {
+      const res = await request(`${url}/v2/`);
+      await res.body.dump();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`docker-registry did not answer on ${url}: ${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return { host: `127.0.0.1:${port}`, port, url, storage, logs: () => output, stop };
+}
