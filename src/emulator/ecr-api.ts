@@ -59,11 +59,11 @@ const EXCLUSION_FILTER_RULE = {
   patternText: "^[0-9a-zA-Z._*-]{1,128}",
 };
 
-export function createEcrOperations(store: Store, options: EcrOptions): OperationTable {
+/** Private ECR's view of the store; the registry (v2) API serves the same one. */
+export function createPrivateScope(store: Store, options: EcrOptions): RegistryScope {
   const { accountId, region } = options;
   const registryHost = `${accountId}.dkr.ecr.${region}.amazonaws.com`;
-
-  const scope: RegistryScope = {
+  return {
     store,
     namespace: "private",
     limits: PRIVATE_LIMITS,
@@ -93,6 +93,11 @@ export function createEcrOperations(store: Store, options: EcrOptions): Operatio
       };
     },
   };
+}
+
+export function createEcrOperations(store: Store, options: EcrOptions): OperationTable {
+  const { accountId, region } = options;
+  const scope = createPrivateScope(store, options);
 
   async function createRepository(input: OperationInput, ctx: RequestContext): Promise<object> {
     const name = readRepositoryName(scope, input);

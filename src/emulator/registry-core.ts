@@ -302,13 +302,17 @@ export function ownUpload(
   return upload;
 }
 
+export function uploadLimitExceeded(scope: RegistryScope): ApiError {
+  return new ApiError(
+    "LimitExceededException",
+    `The operation did not succeed because it would have exceeded a service limit for your account: at most ${scope.limits.maxPartsPerUpload} parts and ${scope.limits.maxLayerBytes} bytes per layer`,
+  );
+}
+
 /** LimitExceededException when an upload would hold more parts or bytes than the service allows. */
 export function assertWithinUploadLimits(scope: RegistryScope, parts: number, bytes: number): void {
   if (parts > scope.limits.maxPartsPerUpload || bytes > scope.limits.maxLayerBytes) {
-    throw new ApiError(
-      "LimitExceededException",
-      `The operation did not succeed because it would have exceeded a service limit for your account: at most ${scope.limits.maxPartsPerUpload} parts and ${scope.limits.maxLayerBytes} bytes per layer`,
-    );
+    throw uploadLimitExceeded(scope);
   }
 }
 

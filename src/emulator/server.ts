@@ -5,7 +5,7 @@
  * - the ECR Public API on the same port: `X-Amz-Target: SpencerFrontendService.<Op>`, SigV4 for
  *   `ecr-public` in us-east-1 (the only region of its API);
  * - the presigned layer download URLs (`GET`/`HEAD /blobs/sha256/<hex>?X-Amz-...`);
- * - the registry (OCI distribution v2) API under `/v2/`, in a later issue: 404 until then.
+ * - the registry (OCI distribution v2) API under `/v2/` over the same store (registry-api.ts).
  * It is strict like AWS: framing, authentication, rates and errors answer as the real service does,
  * so that a client mistake that would fail against AWS fails here too. A refused request changes
  * nothing.
@@ -19,7 +19,7 @@
  * ECR API. ECR Public repositories keep their `public.ecr.aws/<alias>/<repo>` names; the client
  * reaches this server for them through AWS_ENDPOINT_URL_ECR_PUBLIC.
  */
-import { createHash, randomInt, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -45,7 +45,9 @@ import {
 import { createEcrOperations } from "./ecr-api.js";
 import { createEcrPublicOperations } from "./ecr-public-api.js";
 import { FaultInjector, parseFaultSpec, type FaultDecision } from "./faults.js";
+import { createAuthorizationToken, AUTHORIZATION_TOKEN_LIFETIME_SECONDS } from "./auth-tokens.js";
 import { RateLimiter, type RatesMode } from "./rates.js";
+import { RegistryApi } from "./registry-api.js";
 import { verifySignature } from "./sigv4.js";
 import { Store } from "./store.js";
 
@@ -73,6 +75,11 @@ export interface ServeOptions {
   downloadUrlTtlSeconds?: number;
   /** The clock of signatures, URLs and timestamps; tests move it. Rates use real time. */
   now?: () => Date;
+  /**
+   * Cross-repository blob mount on the registry API (ECR's BLOB_MOUNTING account setting); default
+   * false, as in AWS: `POST .../blobs/uploads/?mount=&from=` then starts a plain upload.
+   */
+  registryMount?: boolean;
 }
 
 export interface RunningServer {
@@ -91,6 +98,11 @@ export interface RunningServer {
   faultSeed: number;
   /** AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_ECR_PUBLIC, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION. */
   env: Record<string, string>;
+  /**
+   * A registry password as GetAuthorizationToken gives it (valid 12 hours from the server's clock),
+   * for `Authorization: Basic base64("AWS:" + password)` or `--creds AWS:<password>`.
+   */
+  registryPassword(): string;
   close(): Promise<void>;
 }
 
@@ -100,9 +112,11 @@ export interface FrontOptions extends Omit<ServeOptions, "dataDir"> {
   /** The file of a stored blob, for download URLs; undefined when there is none. */
   blobPath(digest: string): string | undefined;
   publicRegistryAlias?: string;
+  /** The store the registry v2 API serves; without one, `/v2/` answers 404. */
+  store?: Store;
 }
 
-export type RunningFront = Omit<RunningServer, "dataDir">;
+export type RunningFront = Omit<RunningServer, "dataDir" | "registryPassword">;
 
 export const DEFAULT_PORT = 5000;
 export const DEFAULT_REGION = "us-east-1";
@@ -148,6 +162,7 @@ interface ResolvedOptions {
   downloadUrlTtlSeconds: number;
   now: () => Date;
   publicRegistryAlias: string;
+  registryMount: boolean;
 }
 
 function usage(message: string, hint?: string): EcrxError {
@@ -198,6 +213,7 @@ function resolveOptions(
     downloadUrlTtlSeconds: ttl,
     now: options.now ?? (() => new Date()),
     publicRegistryAlias: options.publicRegistryAlias ?? DEFAULT_PUBLIC_REGISTRY_ALIAS,
+    registryMount: options.registryMount ?? false,
   };
 }
 
@@ -302,19 +318,63 @@ function dropConnection(req: IncomingMessage): void {
 class Front {
   private readonly limiter: RateLimiter;
   private readonly downloads: DownloadUrlSigner;
+  /** Signs the registry API's blob redirects for the loopback name the request did not use. */
+  private readonly aliasDownloads: DownloadUrlSigner | undefined;
+  private readonly registry: RegistryApi | undefined;
+  private readonly baseHostname: string;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly operations: Readonly<Record<ServiceName, OperationTable>>,
     private readonly blobPath: (digest: string) => string | undefined,
     baseUrl: string,
+    store: Store | undefined,
   ) {
     this.limiter = new RateLimiter(options.rates);
-    this.downloads = new DownloadUrlSigner({
-      baseUrl,
+    // One secret for both signers: a URL verifies whichever loopback name it was signed for.
+    const signing = {
       region: options.region,
       ttlSeconds: options.downloadUrlTtlSeconds,
-    });
+      secretAccessKey: randomBytes(30).toString("base64"),
+    };
+    this.downloads = new DownloadUrlSigner({ baseUrl, ...signing });
+    this.baseHostname = new URL(baseUrl).hostname;
+    this.aliasDownloads = ["127.0.0.1", "[::1]"].includes(this.baseHostname)
+      ? new DownloadUrlSigner({ baseUrl: `http://localhost:${new URL(baseUrl).port}`, ...signing })
+      : undefined;
+    this.registry =
+      store === undefined
+        ? undefined
+        : new RegistryApi({
+            store,
+            accountId: options.accountId,
+            region: options.region,
+            mount: options.registryMount,
+            limiter: this.limiter,
+            faults: options.faults,
+            now: options.now,
+            downloadUrl: (digest, requestHost, now) => this.registryDownloadUrl(digest, requestHost, now),
+          });
+  }
+
+  /**
+   * ECR redirects blob GETs to S3, another host, so clients drop the registry's Authorization
+   * header on the way (Go's client keeps it for the same host, and S3, like our download URLs,
+   * refuses a request with two auth mechanisms). A client that reached this server as 127.0.0.1 is
+   * sent to `localhost`, and the other way round, for the same effect.
+   */
+  private registryDownloadUrl(digest: string, requestHost: string | undefined, now: Date): Promise<string> {
+    let requested: string | undefined;
+    try {
+      requested = new URL(`http://${requestHost ?? ""}`).hostname;
+    } catch {
+      requested = undefined;
+    }
+    const signer =
+      requested === this.baseHostname && this.aliasDownloads !== undefined
+        ? this.aliasDownloads
+        : this.downloads;
+    return signer.sign(digest, now);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -325,9 +385,8 @@ class Front {
         await this.handleApi(req, res, requestId);
       } else if (path.startsWith(DOWNLOAD_PATH_PREFIX) && (req.method === "GET" || req.method === "HEAD")) {
         await this.handleDownload(req, res);
-      } else if (path === "/v2" || path.startsWith("/v2/")) {
-        // The registry (OCI distribution v2) API mounts here, with the `registry` fault target.
-        sendJson(res, 404, requestId, { message: "the registry v2 API is not served yet" });
+      } else if ((path === "/v2" || path.startsWith("/v2/")) && this.registry !== undefined) {
+        await this.registry.handle(req, res);
       } else if (path === "/") {
         this.sendUnknownOperation(res, requestId);
       } else {
@@ -676,7 +735,13 @@ export async function startFront(options: FrontOptions): Promise<RunningFront> {
   const port = await listen(server, resolved.port, resolved.host);
   const url = `http://${connectHost(resolved.host)}:${port}`;
   // The download URLs need the port, known only now; no request can arrive before this listener.
-  const front = new Front(resolved, options.operations, (digest) => options.blobPath(digest), url);
+  const front = new Front(
+    resolved,
+    options.operations,
+    (digest) => options.blobPath(digest),
+    url,
+    options.store,
+  );
   server.on("request", (req: IncomingMessage, res: ServerResponse) => void front.handle(req, res));
 
   const registryHost = `${resolved.accountId}.dkr.ecr.${resolved.region}.localhost:${port}`;
@@ -722,6 +787,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
       ...options,
       faultSeed: resolved.faultSeed,
       publicRegistryAlias: resolved.publicRegistryAlias,
+      store,
       operations: {
         ecr: createEcrOperations(store, { accountId: resolved.accountId, region: resolved.region }),
         "ecr-public": createEcrPublicOperations(store, {
@@ -737,7 +803,16 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
       await store.close();
       await removeTemporary();
     };
-    return { ...front, dataDir, close: () => (closing ??= close()) };
+    const registryPassword = (): string => {
+      const expiresAt = Math.floor(resolved.now().getTime() / 1000) + AUTHORIZATION_TOKEN_LIFETIME_SECONDS;
+      const token = createAuthorizationToken(store, {
+        service: "ecr",
+        accountId: resolved.accountId,
+        expiresAt,
+      });
+      return Buffer.from(token, "base64").toString("utf8").slice("AWS:".length);
+    };
+    return { ...front, dataDir, registryPassword, close: () => (closing ??= close()) };
   } catch (err) {
     await store.close();
     await removeTemporary();

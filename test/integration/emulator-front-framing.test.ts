@@ -118,12 +118,13 @@ describe("AWS JSON 1.1 framing", () => {
     expect(names).not.toContain("wrong-type");
   });
 
-  it("answers unknown paths with 404 and keeps /v2/ for the registry API", async () => {
+  it("answers unknown paths with 404 and leaves /v2/ to the registry API", async () => {
     const get = await request(`${server.url}/`);
     expect(get.statusCode).toBe(404);
     await get.body.dump();
     const v2 = await request(`${server.url}/v2/`);
-    expect(v2.statusCode).toBe(404);
+    expect(v2.statusCode).toBe(401);
+    expect(v2.headers["docker-distribution-api-version"]).toBe("registry/2.0");
     await v2.body.dump();
     const other = await request(`${server.url}/favicon.ico`);
     expect(other.statusCode).toBe(404);
