@@ -109,6 +109,26 @@ export async function transferImage(
   destination: ImageDestination,
   options: TransferOptions = {},
 ): Promise<TransferResult> {
+  try {
+    return await transfer(source, destination, options);
+  } catch (err) {
+    // However the abort surfaced (an AbortError from a socket, a destroyed stream), the caller
+    // asked for it: say so with one code.
+    if (options.signal?.aborted && !(isEcrxError(err) && err.code === "INTERRUPTED")) {
+      const reason: unknown = options.signal.reason;
+      throw isEcrxError(reason) && reason.code === "INTERRUPTED"
+        ? reason
+        : new EcrxError("INTERRUPTED", "interrupted", { cause: err });
+    }
+    throw err;
+  }
+}
+
+async function transfer(
+  source: ImageSource,
+  destination: ImageDestination,
+  options: TransferOptions,
+): Promise<TransferResult> {
   const started = performance.now();
   const emit = (event: TransferEvent) => options.onEvent?.(event);
   const signal = options.signal;

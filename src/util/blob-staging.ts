@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DigestVerifier, parseDigest, sha256Digest } from "../manifest/digest.js";
+import { DigestVerifier, parseDigest, sha256Digest, tryParseDigest } from "../manifest/digest.js";
 import type { Descriptor, Digest } from "../manifest/types.js";
 import type { BlobToPut, ProgressFn } from "../transports/types.js";
 
@@ -55,6 +55,40 @@ export class BlobStaging {
     } catch (err) {
       await rm(temporary, { force: true });
       throw err;
+    }
+  }
+
+  /**
+   * Takes in what an earlier, interrupted run left: every blob under its final name was verified
+   * before it was renamed there, so it counts; half-written `.partial-*` files are removed.
+   * Returns how many blobs were found.
+   */
+  async resume(): Promise<number> {
+    const algorithms = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of algorithms) {
+      if (name.startsWith(".partial-")) {
+        await rm(join(this.dir, name), { force: true });
+        continue;
+      }
+      if (name !== "sha256" && name !== "sha512") continue;
+      for (const hex of await readdir(join(this.dir, name))) {
+        const digest = `${name}:${hex}`;
+        const info = await stat(join(this.dir, name, hex)).catch(() => undefined);
+        if (info?.isFile() && tryParseDigest(digest)) this.sizes.set(digest, info.size);
+      }
+    }
+    return this.sizes.size;
+  }
+
+  /** How many verified blobs are staged. */
+  get count(): number {
+    return this.sizes.size;
+  }
+
+  /** Removes half-written files, keeping the verified blobs for a later run to resume from. */
+  async discardPartials(): Promise<void> {
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (name.startsWith(".partial-")) await rm(join(this.dir, name), { force: true });
     }
   }
 

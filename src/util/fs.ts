@@ -42,3 +42,12 @@ export async function pathExists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * The work folder of a destination that is written in place of `path`: hidden, beside it, and
+ * named after it, so that a run interrupted (killed, Ctrl-C, network down) finds its verified
+ * blobs again when run with the same destination.
+ */
+export function partialSibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.ecrx-partial`);
+}

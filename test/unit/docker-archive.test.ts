@@ -333,7 +333,9 @@ describe("docker-archive destination", () => {
       "UNSUPPORTED",
       /holds one platform, not an image index/,
     );
-    expect(await readdir(folder)).toEqual([]);
+    // No archive: only the blobs verified before the refusal, hidden, for a later run to resume.
+    expect(await readdir(folder)).toEqual([".out.tar.ecrx-partial"]);
+    expect(await readdir(join(folder, ".out.tar.ecrx-partial"))).toEqual(["blobs"]);
   });
 
   it("refuses a manifest whose blobs were not written", async () => {

@@ -296,10 +296,11 @@ describe("OCI layout destination", () => {
     const root = await source.manifest();
     const [config] = await destination.missing([image.manifests[0]!.config]);
     await destination.putBlob({ ...config!, sizeIsExact: true }, await source.blob(config!), () => undefined);
-    expect(await readdir(parent)).toHaveLength(1); // only the hidden staging folder
-    expect((await readdir(parent))[0]).toMatch(/^\.out\.ecrx-/);
-    await destination.close(); // no commit: nothing remains
-    expect(await readdir(parent)).toEqual([]);
+    // Only the hidden staging folder and its claim, nothing at the target.
+    expect((await readdir(parent)).sort()).toEqual([".out.ecrx-partial", ".out.ecrx-partial.lock"]);
+    await destination.close(); // no commit: no layout; the verified blob stays staged to resume from
+    expect(await readdir(parent)).toEqual([".out.ecrx-partial"]);
+    expect(await readdir(join(parent, ".out.ecrx-partial"))).toEqual(["blobs"]);
 
     const copied = await copyImage(source, await createOciLayoutDestination(target, ["t1"]));
     expect(copied.digest).toBe(root.digest);

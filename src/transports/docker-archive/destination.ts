@@ -7,7 +7,8 @@ import { isIndexType } from "../../manifest/media-types.js";
 import { parseImageConfig, parseManifest } from "../../manifest/parse.js";
 import type { Descriptor, ImageManifest, RawManifest } from "../../manifest/types.js";
 import { BlobStaging } from "../../util/blob-staging.js";
-import { temporarySibling } from "../../util/fs.js";
+import { partialSibling } from "../../util/fs.js";
+import { WorkLock } from "../../util/work-lock.js";
 import { writeTar, type TarEntry } from "../../util/tar-write.js";
 import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
 import type { DockerArchiveEntry } from "./source.js";
@@ -32,7 +33,14 @@ export class DockerArchiveDestination implements ImageDestination {
   private readonly staging: BlobStaging;
   private image: { manifest: ImageManifest; repoTags: string[] } | undefined;
 
-  private constructor(path: string, repoTags: string[], workDir: string) {
+  private committed = false;
+
+  private constructor(
+    path: string,
+    repoTags: string[],
+    workDir: string,
+    private readonly lock: WorkLock,
+  ) {
     this.path = path;
     this.repoTags = repoTags;
     this.workDir = workDir;
@@ -46,9 +54,13 @@ export class DockerArchiveDestination implements ImageDestination {
   ): Promise<DockerArchiveDestination> {
     const info = await stat(path).catch(() => undefined);
     if (info?.isDirectory()) throw new EcrxError("USAGE", `${path} is a folder; a docker archive is a file`);
-    const workDir = temporarySibling(path);
+    // Blobs are staged beside the archive, where an interrupted run finds them again.
+    const workDir = partialSibling(path);
+    const lock = await WorkLock.acquire(workDir, path);
     await mkdir(workDir, { recursive: true });
-    return new DockerArchiveDestination(path, options.repoTags ?? [], workDir);
+    const destination = new DockerArchiveDestination(path, options.repoTags ?? [], workDir, lock);
+    await destination.staging.resume();
+    return destination;
   }
 
   async missing(blobs: Descriptor[]): Promise<Descriptor[]> {
@@ -117,11 +129,22 @@ export class DockerArchiveDestination implements ImageDestination {
     const archive = join(this.workDir, "archive.tar");
     await writeTar(archive, entries);
     await rename(archive, this.path);
+    await rm(this.workDir, { recursive: true, force: true });
+    this.committed = true;
+    await this.lock.release();
   }
 
-  /** Everything staged lives in the work folder; after a commit only the archive remains. */
+  /** Without a commit, the verified blobs stay in the work folder for the next run to resume. */
   async close(): Promise<void> {
-    await rm(this.workDir, { recursive: true, force: true });
+    if (this.committed) return;
+    // Verified blobs stay for the next run to resume from; a work folder without any goes.
+    if (this.staging.count > 0) {
+      await rm(join(this.workDir, "archive.tar"), { force: true });
+      await this.staging.discardPartials();
+    } else {
+      await rm(this.workDir, { recursive: true, force: true });
+    }
+    await this.lock.release();
   }
 }
 

@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import type { Readable } from "node:stream";
 import { EcrxError } from "../../errors.js";
@@ -8,7 +7,8 @@ import { MediaType } from "../../manifest/media-types.js";
 import type { Descriptor, ImageIndex, RawManifest } from "../../manifest/types.js";
 import { BlobStaging } from "../../util/blob-staging.js";
 import { openFolderTree } from "../../util/file-tree.js";
-import { pathExists, temporarySibling, writeFileAtomic } from "../../util/fs.js";
+import { partialSibling, pathExists, writeFileAtomic } from "../../util/fs.js";
+import { WorkLock } from "../../util/work-lock.js";
 import { writeTar, type TarEntry } from "../../util/tar-write.js";
 import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
 import { blobPath, readLayoutIndex, REF_NAME_ANNOTATION } from "./layout-source.js";
@@ -19,8 +19,9 @@ const LAYOUT_MARKER = `${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`;
  * Writes into an OCI image layout folder, new or existing (what is there is kept). Blobs and
  * manifests are staged in a private folder; `commit` moves them into `blobs/` and then rewrites
  * `index.json` atomically, naming the root manifest (the last one put) with each tag. A new layout
- * is staged whole beside `path` and appears by one rename. Without `commit`, `close` removes the
- * staged files and the layout is as it was.
+ * is staged whole beside `path` (`.NAME.ecrx-partial`) and appears by one rename. Without
+ * `commit`, `close` leaves the layout as it was; the verified blobs stay staged, and the next
+ * transfer to the same destination resumes from them.
  */
 export class OciLayoutDestination implements ImageDestination {
   readonly reference: string;
@@ -32,7 +33,13 @@ export class OciLayoutDestination implements ImageDestination {
   private root: { manifest: RawManifest; tags: string[] } | undefined;
   private committed = false;
 
-  private constructor(path: string, tags: string[], existing: boolean, stagingDir: string) {
+  private constructor(
+    path: string,
+    tags: string[],
+    existing: boolean,
+    stagingDir: string,
+    private readonly lock: WorkLock,
+  ) {
     this.path = path;
     this.tags = tags;
     this.existing = existing;
@@ -52,14 +59,24 @@ export class OciLayoutDestination implements ImageDestination {
       }
       // Refuse a broken layout now rather than after the transfer.
       await readLayoutIndex(await openFolderTree(path));
-      return new OciLayoutDestination(
-        path,
-        tags,
-        true,
-        join(path, `.ecrx-staging-${randomBytes(6).toString("hex")}`),
-      );
+      const staging = join(path, ".ecrx-partial");
+      return OciLayoutDestination.open(path, tags, true, staging, staging);
     }
-    return new OciLayoutDestination(path, tags, false, join(temporarySibling(path), "blobs"));
+    const work = partialSibling(path);
+    return OciLayoutDestination.open(path, tags, false, join(work, "blobs"), work);
+  }
+
+  private static async open(
+    path: string,
+    tags: string[],
+    existing: boolean,
+    stagingDir: string,
+    workDir: string,
+  ): Promise<OciLayoutDestination> {
+    const lock = await WorkLock.acquire(workDir, path);
+    const destination = new OciLayoutDestination(path, tags, existing, stagingDir, lock);
+    await destination.staging.resume();
+    return destination;
   }
 
   async missing(blobs: Descriptor[]): Promise<Descriptor[]> {
@@ -95,20 +112,26 @@ export class OciLayoutDestination implements ImageDestination {
       await rm(this.staging.dir, { recursive: true, force: true });
     } else {
       const layout = join(this.staging.dir, "..");
+      await this.staging.discardPartials();
       await writeFile(join(layout, "oci-layout"), LAYOUT_MARKER);
       await writeFile(join(layout, "index.json"), serializeIndex(addEntries(emptyIndex(), entry, names)));
       // An empty folder at `path` is replaced by the rename; anything else was refused in create().
       await rename(layout, this.path);
     }
     this.committed = true;
+    await this.lock.release();
   }
 
   async close(): Promise<void> {
     if (this.committed) return;
-    await rm(this.existing ? this.staging.dir : join(this.staging.dir, ".."), {
-      recursive: true,
-      force: true,
-    });
+    // Verified blobs stay for the next run to resume from; a work folder without any goes.
+    if (this.staging.count > 0) await this.staging.discardPartials();
+    else
+      await rm(this.existing ? this.staging.dir : join(this.staging.dir, ".."), {
+        recursive: true,
+        force: true,
+      });
+    await this.lock.release();
   }
 
   private async hasBlob(d: Descriptor): Promise<boolean> {
@@ -171,8 +194,9 @@ export class OciArchiveDestination implements ImageDestination {
   static async create(path: string, tags: string[] = []): Promise<OciArchiveDestination> {
     const info = await stat(path).catch(() => undefined);
     if (info?.isDirectory()) throw new EcrxError("USAGE", `${path} is a folder; an OCI archive is a file`);
-    const workDir = temporarySibling(path);
-    await mkdir(workDir);
+    // The layout is staged in a work folder beside the archive, resumable like any layout.
+    const workDir = partialSibling(path);
+    await mkdir(workDir, { recursive: true });
     return new OciArchiveDestination(
       path,
       tags,
@@ -199,11 +223,14 @@ export class OciArchiveDestination implements ImageDestination {
     const archive = join(this.workDir, "archive.tar");
     await writeTar(archive, await layoutEntries(layoutDir));
     await rename(archive, this.path);
+    await rm(this.workDir, { recursive: true, force: true });
   }
 
-  /** The staged layout lives in the work folder, so removing it covers a commit that never came. */
+  /** Without a commit, the staged layout stays in the work folder for the next run to resume. */
   async close(): Promise<void> {
-    await rm(this.workDir, { recursive: true, force: true });
+    await this.layout.close();
+    // An empty work folder (nothing was staged) is removed; rmdir refuses one that is not.
+    await rmdir(this.workDir).catch(() => undefined);
   }
 }
 
