@@ -28,6 +28,7 @@ export interface Challenge {
 }
 
 const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+/y;
+const UNQUOTED = /[^,\s]*/y;
 
 /**
  * Parses a `Www-Authenticate` value (or several): `Bearer realm="https://a/token",service="x",
@@ -49,7 +50,13 @@ export function parseChallenges(header: string | string[] | undefined): Challeng
     return match[0];
   };
   const value = (): string => {
-    if (header[i] !== '"') return token() ?? "";
+    if (header[i] !== '"') {
+      // Leniently up to the next comma or space: servers send unquoted URLs, which are no tokens.
+      UNQUOTED.lastIndex = i;
+      const match = UNQUOTED.exec(header)!;
+      i = UNQUOTED.lastIndex;
+      return match[0];
+    }
     let out = "";
     for (i++; i < header.length && header[i] !== '"'; i++) {
       if (header[i] === "\\" && i + 1 < header.length) i++;

@@ -261,7 +261,8 @@ export class RegistryClient {
     return new URL(path, this.origin);
   }
 
-  private checkScheme(url: URL, what: string): void {
+  /** Throws unless `url` is https, or plain http to loopback (or anywhere when insecure). */
+  checkScheme(url: URL, what: string): void {
     if (url.protocol === "https:") return;
     if (url.protocol === "http:" && (this.options.insecure === true || isLoopbackHost(url.hostname))) return;
     throw new EcrxError(

@@ -141,6 +141,7 @@ export class RegistrySource implements ImageSource {
         url = target;
         continue;
       }
+      this.client.checkScheme(target, `GET ${what}`);
       return { kind: "elsewhere", location: target.toString() };
     }
   }
