@@ -353,7 +353,10 @@ export class Store {
       this.assertOpen();
     };
     return {
-      session: state.session,
+      // A getter: the session is replaced by each append, and one handle may append then complete.
+      get session() {
+        return state.session;
+      },
       append: async (data) => {
         live();
         const next: UploadSession = {
