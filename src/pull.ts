@@ -10,9 +10,8 @@ import {
 import { transferImage, type TransferResult } from "./transfer/engine.js";
 import type { TransferListener } from "./transfer/events.js";
 import type { AwsOptions } from "./transports/aws/client-config.js";
-import { EcrSource, type EcrSourceOptions } from "./transports/ecr/source.js";
-import { openFileDestination } from "./transports/open.js";
-import { privateEcrClient } from "./transports/remote.js";
+import type { EcrSourceOptions } from "./transports/ecr/source.js";
+import { openDestination, openSource } from "./transports/resolve.js";
 
 export interface PullOptions {
   /** Region, endpoint, profile and credentials of the source. Default: the SDK's chains. */
@@ -67,32 +66,34 @@ export async function pull(
         ? parsePlatform(options.platform)
         : (options.platform ?? hostPlatform());
 
-  const dest = await openFileDestination(destRef);
-  const ecrSource = new EcrSource(
-    privateEcrClient(sourceRef, options.aws ?? {}),
-    { registryId: sourceRef.registryId, region: sourceRef.region, repositoryName: sourceRef.repository },
-    formatReference(sourceRef),
-    {
-      tag: sourceRef.tags[0],
-      digest: sourceRef.digest,
-      ...(options.download === undefined ? {} : { download: options.download }),
-      signal: options.signal,
-    },
-  );
-  try {
-    const result = await transferImage(ecrSource, dest, {
-      compression: "keep",
-      // Applies to an index only: a single image is taken whatever its platform.
-      platform,
-      tags: tagsFor(destRef, sourceRef),
-      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+  if (destRef.kind !== "docker-archive" && destRef.kind !== "oci" && destRef.kind !== "oci-archive") {
+    throw new EcrxError("USAGE", `pull writes image files; ${destination} is not one`, {
+      hint: "use docker-archive:PATH, oci:PATH[:tag] or oci-archive:PATH[:tag]; `ecrx copy` writes to registries",
     });
-    return { ...result, destination: formatReference(destRef) };
+  }
+  const dest = await openDestination(destRef);
+  try {
+    const ecrSource = await openSource(sourceRef, {
+      aws: options.aws,
+      download: options.download,
+      signal: options.signal,
+    });
+    try {
+      const result = await transferImage(ecrSource, dest, {
+        compression: "keep",
+        // Applies to an index only: a single image is taken whatever its platform.
+        platform,
+        tags: tagsFor(destRef, sourceRef),
+        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      return { ...result, destination: formatReference(destRef) };
+    } finally {
+      await ecrSource.close();
+    }
   } finally {
     await dest.close();
-    await ecrSource.close();
   }
 }
 

@@ -1,19 +1,12 @@
 import { EcrxError } from "./errors.js";
 import { parsePlatform } from "./manifest/platform.js";
 import type { Platform } from "./manifest/types.js";
-import {
-  formatReference,
-  parseReference,
-  type EcrPublicReference,
-  type EcrReference,
-} from "./reference/reference.js";
+import { parseReference, type EcrPublicReference, type EcrReference } from "./reference/reference.js";
 import { FileBlobInfoCache, type BlobInfoCache } from "./transfer/blob-info-cache.js";
 import { transferImage, type CompressionMode, type TransferResult } from "./transfer/engine.js";
 import type { TransferListener } from "./transfer/events.js";
 import type { AwsOptions } from "./transports/aws/client-config.js";
-import { EcrDestination } from "./transports/ecr/destination.js";
-import { openFileSource } from "./transports/open.js";
-import { openEcrApi } from "./transports/remote.js";
+import { openDestination, openSource } from "./transports/resolve.js";
 
 export interface PushOptions {
   /** Region, endpoint, profile and credentials of the destination. Default: the SDK's chains. */
@@ -59,10 +52,16 @@ export async function push(
     });
   }
   const tags = [...new Set([...destRef.tags, ...(options.tags ?? [])])];
-  const sourceImage = await openFileSource(parseReference(source));
+  const sourceRef = parseReference(source);
+  if (sourceRef.kind === "ecr" || sourceRef.kind === "ecr-public" || sourceRef.kind === "registry") {
+    throw new EcrxError("USAGE", `push takes an image file; ${source} is in a registry`, {
+      hint: "`ecrx copy` copies between registries",
+    });
+  }
+  const sourceImage = await openSource(sourceRef);
   try {
-    const api = await openEcrApi(destRef, options.aws ?? {});
-    const dest = new EcrDestination(api, formatReference(destRef), {
+    const dest = await openDestination(destRef, {
+      aws: options.aws,
       partSize: options.partSize,
       createRepository: options.createRepository,
       immutable: options.immutable,
