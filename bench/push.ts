@@ -13,8 +13,10 @@ import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildBenchLayout } from "./lib/layout.js";
-import { ECRX, ROOT, measure, median, startServer } from "./lib/processes.js";
+import { buildBenchLayout } from "../src/bench/layout.js";
+import { startLocalServer } from "../src/bench/local-server.js";
+import { median } from "../src/bench/stats.js";
+import { ECRX, ROOT, measure } from "./lib/processes.js";
 
 const MiB = 1024 * 1024;
 const SCENARIOS: Record<string, number[]> = {
@@ -37,7 +39,9 @@ interface Row {
 }
 
 const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
-const server = await startServer();
+const server = await startLocalServer({ cli: ECRX });
+// A new seed for each run of each invocation: every push finds its blobs missing.
+const seed = Date.now() % 2 ** 30;
 const rows: Row[] = [];
 try {
   for (const scenario of scenarios) {
@@ -45,7 +49,10 @@ try {
     if (!sizes) throw new Error(`unknown scenario ${scenario}`);
     for (let run = 0; run <= runs; run++) {
       // Fresh bytes for each run; run 0 is the warm-up and is not counted.
-      const layout = await buildBenchLayout(join(work, `${scenario}-${run}`), sizes);
+      const layout = await buildBenchLayout(join(work, `${scenario}-${run}`), sizes, {
+        content: "random",
+        seed: seed + scenarios.indexOf(scenario) * 1000 + run,
+      });
       const env = { ...process.env, ...server.env, ECRX_CACHE_DIR: join(work, "cache") };
       const gib = layout.bytes / 1024 ** 3;
 

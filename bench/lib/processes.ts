@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const ECRX = `${ROOT}dist/cli/main.js`;
@@ -39,44 +38,4 @@ export async function measure(
     systemSeconds: sys!,
     maxRssBytes: rssKb! * 1024,
   };
-}
-
-export interface BenchServer {
-  url: string;
-  registryHost: string;
-  env: Record<string, string>;
-  stop(): Promise<void>;
-}
-
-/** `ecrx serve` in its own process, so that its CPU is not the client's. */
-export async function startServer(extraArgs: string[] = []): Promise<BenchServer> {
-  const child = spawn("node", [ECRX, "serve", "--port", "0", ...extraArgs], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout });
-  let url = "";
-  let registryHost = "";
-  for await (const line of lines) {
-    const endpoint = /listening on (http:\/\/\S+)/.exec(line);
-    if (endpoint) url = endpoint[1]!;
-    const host = /image references:\s+(\S+)\//.exec(line);
-    if (host) registryHost = host[1]!;
-    if (url && registryHost) break;
-  }
-  if (!url) throw new Error("ecrx serve did not print its endpoint");
-  return {
-    url,
-    registryHost,
-    env: { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_REGION: "us-east-1" },
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((resolve) => child.on("close", resolve));
-    },
-  };
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

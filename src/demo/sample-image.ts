@@ -80,7 +80,7 @@ function compressibleChunk(random: SeededRandom, size: number): Buffer {
 }
 
 /** Writes one layer tar of ~`size` content bytes to `path`; returns its sha256 (the diff_id). */
-async function writeLayer(path: string, layer: SampleLayer, seed: number): Promise<string> {
+export async function writeSampleLayer(path: string, layer: SampleLayer, seed: number): Promise<string> {
   const random = new SeededRandom(seed);
   const pack = tar.pack();
   const hash = createHash("sha256");
@@ -130,7 +130,7 @@ export async function buildSampleImage(path: string, layers: SampleLayer[], seed
     const layerFiles: string[] = [];
     for (const [i, layer] of layers.entries()) {
       const file = join(work, `layer-${i}.tar`);
-      diffIds.push(await writeLayer(file, layer, seed * 1000 + i));
+      diffIds.push(await writeSampleLayer(file, layer, seed * 1000 + i));
       layerFiles.push(file);
     }
     const config = Buffer.from(
