@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerBench } from "./commands/bench.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerServe(program);
+  registerBench(program);
   return program;
 }
 

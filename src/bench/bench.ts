@@ -1,0 +1,464 @@
+import { spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  BatchDeleteImageCommand,
+  CreateRepositoryCommand,
+  DeleteRepositoryCommand,
+  DescribeRepositoriesCommand,
+  type ECRClient,
+} from "@aws-sdk/client-ecr";
+import { EcrxError, isEcrxError, type ErrorCode } from "../errors.js";
+import { parseReference, type EcrReference } from "../reference/reference.js";
+import { MiB } from "../transfer/part-size.js";
+import type { AwsOptions } from "../transports/aws/client-config.js";
+import { ecrError, exceptionName } from "../transports/ecr/errors.js";
+import { privateEcrClient } from "../transports/remote.js";
+import { buildBenchLayout, type BenchContent } from "./layout.js";
+import { startLocalServer, type LocalServer } from "./local-server.js";
+import type { PushRunFigures, PushRunSpec } from "./measure-push.js";
+import { latencyPercentiles, spread, type LatencyPercentiles, type Spread } from "./stats.js";
+import { expandSweep, sizeLabel, type SweepPoint } from "./sweep.js";
+
+export interface BenchOptions {
+  /**
+   * A private ECR repository (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>`, or a local
+   * server's `...localhost:<port>/<repo>`); its tag or digest is ignored. Default: `ecrx serve` in a
+   * child process, stopped at the end.
+   */
+  destination?: string;
+  /** Sizes of the generated layers. Default one layer of 1 GiB. */
+  layerSizes?: number[];
+  /** Default `random`. */
+  content?: BenchContent;
+  /** An image to push instead of generated layers (any push source). */
+  from?: string;
+  /** Default [10 MiB]. */
+  partSizes?: number[];
+  /** Default [4]. */
+  concurrencies?: number[];
+  /** Measured runs per point, after one warm-up run. Default 5. */
+  runs?: number;
+  /** Seed of the generated content; run n uses seed + n. Default: a random one. */
+  seed?: number;
+  /** Leave what was pushed to `destination` in place. Default false. */
+  keep?: boolean;
+  aws?: Pick<AwsOptions, "region" | "endpointUrl" | "profile">;
+  /** Told when a run starts and when it ends. */
+  onRun?: (event: RunEvent) => void;
+  signal?: AbortSignal;
+}
+
+export type RunEvent =
+  | { type: "run-start"; point: SweepPoint; run: number; warmup: boolean; index: number; total: number }
+  | { type: "run-done"; point: SweepPoint; record: RunRecord; index: number; total: number };
+
+/** Figures derived from one run's raw ones. */
+export interface RunDerived {
+  /** Layer bytes (10^6) per second. */
+  mbps: number;
+  partsPerSecond: number;
+  partLatencyMs: LatencyPercentiles;
+  cpuSecondsPerGiB: number;
+}
+
+export type RunRecord =
+  | ({ run: number; warmup: boolean; ok: true } & PushRunFigures & RunDerived)
+  | { run: number; warmup: boolean; ok: false; error: { code: ErrorCode; message: string } };
+
+export interface PointSummary {
+  /** Measured runs that succeeded (the warm-up is never counted). */
+  runs: number;
+  mbps: Spread;
+  partsPerSecond: Spread;
+  /** Over every UploadLayerPart of the point's measured runs. */
+  partLatencyMs: LatencyPercentiles;
+  cpuSecondsPerGiB: Spread;
+  maxRssBytes: Spread;
+  /** Totals over the measured runs. */
+  retries: number;
+  throttles: number;
+  blobsSkipped: number;
+}
+
+export interface PointReport extends SweepPoint {
+  runs: RunRecord[];
+  summary: PointSummary;
+}
+
+export type Freshness = "new-content" | "new-repository";
+
+export interface BenchScenario {
+  /** What is pushed where, in a few words, for titles. */
+  title: string;
+  /** `local` for the child `ecrx serve`, else the repository given. */
+  target: string;
+  source: string;
+  content: BenchContent | undefined;
+  layerSizes: number[] | undefined;
+  freshness: Freshness;
+  /** How every run's blobs are made new, in a sentence. */
+  freshnessNote: string;
+  seed: number | undefined;
+  runs: number;
+  warmups: number;
+  partSizes: number[];
+  concurrencies: number[];
+  startedAt: string;
+  machine: { cpus: number; model: string; node: string; loadAverage: { start: number[]; end: number[] } };
+}
+
+export interface BenchReport {
+  scenario: BenchScenario;
+  points: PointReport[];
+  /** Runs that failed, warm-ups included. */
+  failures: number;
+  /** Runs not run because the sweep stopped after repeated failures or an interrupt. */
+  skippedRuns: number;
+  /** Every planned run succeeded. */
+  ok: boolean;
+  /** What became of what was pushed, in a sentence. */
+  cleanup: string;
+  cleanupError: { code: ErrorCode; message: string } | undefined;
+}
+
+const RUNNER = fileURLToPath(new URL("./push-runner.js", import.meta.url));
+const GiB = 1024 * MiB;
+const WARMUPS = 1;
+/** A sweep that fails this many runs in a row is failing for a reason no later run will fix. */
+const MAX_CONSECUTIVE_FAILURES = 3;
+
+/**
+ * Measures pushes: for every combination of part size and concurrency, one warm-up run and `runs`
+ * measured runs, each push in a fresh process (push-runner.ts) so that its CPU and peak memory are
+ * its own; a local server runs in another process. Every run's blobs are new, or the availability
+ * check would skip them: generated content takes a new seed each run; a given image (`from`) goes to
+ * a new repository each run. What was pushed is deleted at the end unless `keep`.
+ */
+export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
+  const points = expandSweep(options.partSizes ?? [10 * MiB], options.concurrencies ?? [4]);
+  const runs = options.runs ?? 5;
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new EcrxError("USAGE", "runs must be at least 1");
+  const content = options.from === undefined ? (options.content ?? "random") : undefined;
+  const layerSizes = options.from === undefined ? (options.layerSizes ?? [GiB]) : undefined;
+  const seed = options.from === undefined ? (options.seed ?? randomInt(1, 2 ** 31)) : undefined;
+  const freshness: Freshness = options.from === undefined ? "new-content" : "new-repository";
+  const loadStart = loadavg();
+  const startedAt = new Date().toISOString();
+
+  const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
+  let server: LocalServer | undefined;
+  let client: ECRClient | undefined;
+  let repo: EcrReference | undefined;
+  const cleanup = new Cleanup();
+  const reports: PointReport[] = points.map((p) => ({ ...p, runs: [], summary: summarize([]) }));
+  let failures = 0;
+  let skippedRuns = 0;
+  let cleanupNote: string;
+  let cleanupError: { code: ErrorCode; message: string } | undefined;
+  try {
+    let runnerEnv: NodeJS.ProcessEnv = process.env;
+    if (options.destination === undefined) {
+      server = await startLocalServer();
+      runnerEnv = { ...process.env, ...server.env };
+      repo = ecrReference(`${server.registryHost}/ecrx-bench`);
+    } else {
+      repo = ecrReference(options.destination);
+      client = privateEcrClient(repo, options.aws ?? {});
+      if (freshness === "new-content" && !(await repositoryExists(client, repo))) {
+        await createRepository(client, repo);
+        cleanup.repositories.push(repo.repository);
+      }
+    }
+    const runId = Date.now().toString(36);
+    const total = points.length * (runs + WARMUPS);
+    let index = 0;
+    let consecutiveFailures = 0;
+    for (const [p, point] of points.entries()) {
+      for (let run = 0; run < runs + WARMUPS; run++, index++) {
+        if (options.signal?.aborted || consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
+          skippedRuns++;
+          continue;
+        }
+        const warmup = run < WARMUPS;
+        options.onRun?.({ type: "run-start", point, run, warmup, index, total });
+        const layoutPath = join(work, `run-${index}`);
+        let spec: PushRunSpec;
+        if (freshness === "new-content") {
+          const layout = await buildBenchLayout(layoutPath, layerSizes!, {
+            content: content!,
+            seed: seed! + index,
+          });
+          spec = runSpec(
+            point,
+            layout.reference,
+            `${repo.registry}/${repo.repository}:bench-${runId}-${index}`,
+          );
+        } else {
+          const repository = `${repo.repository}-${runId}-${index}`;
+          cleanup.repositories.push(repository);
+          spec = runSpec(point, options.from!, `${repo.registry}/${repository}:bench`);
+        }
+        const outcome = await runPushProcess(spec, runnerEnv, options.signal);
+        await rm(layoutPath, { recursive: true, force: true });
+        const record: RunRecord = outcome.ok
+          ? { run, warmup, ok: true, ...outcome.figures, ...derive(outcome.figures) }
+          : { run, warmup, ok: false, error: outcome.error };
+        if (record.ok && freshness === "new-content") cleanup.images.push(record.digest);
+        consecutiveFailures = record.ok ? 0 : consecutiveFailures + 1;
+        if (!record.ok) failures++;
+        reports[p]!.runs.push(record);
+        options.onRun?.({ type: "run-done", point, record, index, total });
+      }
+      reports[p]!.summary = summarize(reports[p]!.runs);
+    }
+  } finally {
+    if (server !== undefined) {
+      cleanupNote = "nothing to delete: the local server and its data went away with it";
+    } else if (client === undefined || repo === undefined) {
+      cleanupNote = "nothing was pushed";
+    } else if (options.keep) {
+      cleanupNote = `kept (--keep): ${cleanup.describe(repo)}`;
+    } else {
+      // Also after a failure or an interrupt: take away what was pushed. A failure here must not
+      // hide the one that brought us here, so it is reported, not thrown.
+      try {
+        await cleanup.run(client, repo);
+        cleanupNote = `deleted ${cleanup.describe(repo)}`;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        cleanupError = { code: isEcrxError(err) ? err.code : "INTERNAL", message };
+        cleanupNote = `could not delete ${cleanup.describe(repo)}: ${message}`;
+      }
+    }
+    client?.destroy();
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  options.signal?.throwIfAborted();
+
+  const title = scenarioTitle(options, layerSizes, content, server !== undefined);
+  return {
+    scenario: {
+      title,
+      target: options.destination === undefined ? "local" : options.destination,
+      source: options.from ?? "generated",
+      content,
+      layerSizes,
+      freshness,
+      freshnessNote:
+        freshness === "new-content"
+          ? `every run pushes new content (generated with seed ${seed} + run number), so no blob is ever already there`
+          : "every run pushes to a new repository (blobs are per repository), so no blob is ever already there",
+      seed,
+      runs,
+      warmups: WARMUPS,
+      partSizes: [...new Set(points.map((p) => p.partSize))],
+      concurrencies: [...new Set(points.map((p) => p.concurrency))],
+      startedAt,
+      machine: {
+        cpus: cpus().length,
+        model: cpus()[0]?.model ?? "unknown",
+        node: process.version,
+        loadAverage: { start: loadStart, end: loadavg() },
+      },
+    },
+    points: reports,
+    failures,
+    skippedRuns,
+    ok: failures === 0 && skippedRuns === 0 && cleanupError === undefined,
+    cleanup: cleanupNote,
+    cleanupError,
+  };
+
+  function runSpec(point: SweepPoint, source: string, destination: string): PushRunSpec {
+    return {
+      source,
+      destination,
+      partSize: point.partSize,
+      concurrency: point.concurrency,
+      // Generated random layers are typed gzip and go as they are; uncompressed ones (compressible
+      // content, a docker save) are compressed on the way, as `ecrx push` does by default.
+      compression: "gzip",
+      // A new repository each run (`from`) is the push's to create; the one content goes to exists.
+      createRepository: freshness === "new-repository" || server !== undefined,
+      aws: options.aws ?? {},
+    };
+  }
+}
+
+function ecrReference(text: string): EcrReference {
+  const ref = parseReference(text);
+  if (ref.kind !== "ecr") {
+    throw new EcrxError("USAGE", `bench pushes to a private ECR repository; ${text} is not one`, {
+      hint: "use <account>.dkr.ecr.<region>.amazonaws.com/<repo>, or no destination for a local server",
+    });
+  }
+  return ref;
+}
+
+function derive(f: PushRunFigures): RunDerived {
+  return {
+    mbps: f.layerBytes / 1e6 / f.seconds,
+    partsPerSecond: f.parts / f.seconds,
+    partLatencyMs: latencyPercentiles(f.partLatenciesMs),
+    cpuSecondsPerGiB: (f.cpuUserSeconds + f.cpuSystemSeconds) / (f.layerBytes / GiB),
+  };
+}
+
+/** The summary of a point over its measured runs that succeeded. */
+export function summarize(records: readonly RunRecord[]): PointSummary {
+  const measured = records.filter((r): r is Extract<RunRecord, { ok: true }> => r.ok && !r.warmup);
+  const sum = (f: (r: (typeof measured)[number]) => number) => measured.reduce((s, r) => s + f(r), 0);
+  return {
+    runs: measured.length,
+    mbps: spread(measured.map((r) => r.mbps)),
+    partsPerSecond: spread(measured.map((r) => r.partsPerSecond)),
+    partLatencyMs: latencyPercentiles(measured.flatMap((r) => r.partLatenciesMs)),
+    cpuSecondsPerGiB: spread(measured.map((r) => r.cpuSecondsPerGiB)),
+    maxRssBytes: spread(measured.map((r) => r.maxRssBytes)),
+    retries: sum((r) => r.retries),
+    throttles: sum((r) => r.throttles),
+    blobsSkipped: sum((r) => r.blobsSkipped),
+  };
+}
+
+type RunnerOutcome =
+  { ok: true; figures: PushRunFigures } | { ok: false; error: { code: ErrorCode; message: string } };
+
+/** One push in a fresh process; never throws for the push's own failure. */
+async function runPushProcess(
+  spec: PushRunSpec,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal | undefined,
+): Promise<RunnerOutcome> {
+  const child = spawn(process.execPath, [RUNNER, JSON.stringify(spec)], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const stop = () => child.kill("SIGTERM");
+  signal?.addEventListener("abort", stop, { once: true });
+  const code = await new Promise<number | null>((resolve) => {
+    child.once("error", () => resolve(null));
+    child.once("close", (c) => resolve(c));
+  });
+  signal?.removeEventListener("abort", stop);
+  const last = stdout.trimEnd().split("\n").at(-1) ?? "";
+  try {
+    const outcome = JSON.parse(last) as
+      { ok: true; figures: PushRunFigures } | { ok: false; code: ErrorCode; message: string };
+    if (outcome.ok) return outcome;
+    return { ok: false, error: { code: outcome.code, message: outcome.message } };
+  } catch {
+    const detail = stderr.trim().split("\n").at(-1) ?? "";
+    return {
+      ok: false,
+      error: {
+        code: signal?.aborted ? "INTERRUPTED" : "INTERNAL",
+        message: `the push process ended with code ${code} and no result${detail ? `: ${detail}` : ""}`,
+      },
+    };
+  }
+}
+
+async function repositoryExists(client: ECRClient, repo: EcrReference): Promise<boolean> {
+  try {
+    await client.send(
+      new DescribeRepositoriesCommand({ registryId: repo.registryId, repositoryNames: [repo.repository] }),
+    );
+    return true;
+  } catch (err) {
+    if (exceptionName(err) === "RepositoryNotFoundException") return false;
+    throw ecrError(err, `describing repository ${repo.repository}`);
+  }
+}
+
+async function createRepository(client: ECRClient, repo: EcrReference): Promise<void> {
+  try {
+    await client.send(
+      new CreateRepositoryCommand({ registryId: repo.registryId, repositoryName: repo.repository }),
+    );
+  } catch (err) {
+    throw ecrError(err, `creating repository ${repo.repository}`);
+  }
+}
+
+/** What the benchmark put into the destination registry, to take away at the end. */
+class Cleanup {
+  /** Images pushed into the destination repository, by digest. */
+  readonly images: string[] = [];
+  /** Repositories the benchmark created. */
+  readonly repositories: string[] = [];
+
+  describe(repo: EcrReference): string {
+    const parts = [];
+    const ownRepo = this.repositories.includes(repo.repository);
+    if (this.images.length > 0 && !ownRepo) {
+      parts.push(`${this.images.length} image(s) in ${repo.registry}/${repo.repository}`);
+    }
+    if (this.repositories.length > 0)
+      parts.push(`${this.repositories.length} repository(ies) the benchmark created`);
+    return parts.length === 0 ? "nothing was pushed" : parts.join(" and ");
+  }
+
+  /**
+   * Deletes the images pushed to a repository that was there before, then every repository the
+   * benchmark created (with what is in it). ECR drops the layers of deleted images in its own time.
+   */
+  async run(client: ECRClient, repo: EcrReference): Promise<void> {
+    if (!this.repositories.includes(repo.repository)) {
+      for (let i = 0; i < this.images.length; i += 100) {
+        const imageIds = this.images.slice(i, i + 100).map((imageDigest) => ({ imageDigest }));
+        try {
+          await client.send(
+            new BatchDeleteImageCommand({
+              registryId: repo.registryId,
+              repositoryName: repo.repository,
+              imageIds,
+            }),
+          );
+        } catch (err) {
+          throw ecrError(err, `deleting the benchmark's images from ${repo.repository}`);
+        }
+      }
+    }
+    for (const repositoryName of this.repositories) {
+      try {
+        await client.send(
+          new DeleteRepositoryCommand({ registryId: repo.registryId, repositoryName, force: true }),
+        );
+      } catch (err) {
+        // A failed run may not have created its repository.
+        if (exceptionName(err) !== "RepositoryNotFoundException") {
+          throw ecrError(err, `deleting repository ${repositoryName}`);
+        }
+      }
+    }
+  }
+}
+
+function scenarioTitle(
+  options: BenchOptions,
+  layerSizes: number[] | undefined,
+  content: BenchContent | undefined,
+  local: boolean,
+): string {
+  const where = local ? "local ecrx serve" : ecrReference(options.destination!).repository;
+  if (layerSizes === undefined) return `${options.from} → ${where}`;
+  const total = layerSizes.reduce((a, b) => a + b, 0);
+  const same = layerSizes.every((s) => s === layerSizes[0]);
+  const shape =
+    layerSizes.length === 1
+      ? `1 × ${sizeLabel(total)}`
+      : same
+        ? `${layerSizes.length} × ${sizeLabel(layerSizes[0]!)}`
+        : `${layerSizes.length} layers, ${sizeLabel(total)}`;
+  return `${shape} ${content} layer${layerSizes.length === 1 ? "" : "s"} → ${where}`;
+}
