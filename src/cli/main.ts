@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerBench } from "./commands/bench.js";
+import { registerCopy } from "./commands/copy.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerPush(program);
   registerPull(program);
+  registerCopy(program);
   registerServe(program);
   registerBench(program);
   return program;
