@@ -11,8 +11,14 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CreateRepositoryCommand } from "@aws-sdk/client-ecr";
+import { serve, type RunningServer } from "../../src/emulator/server.js";
 import { EcrxError } from "../../src/errors.js";
-import { parseRemoteReference, type RegistryReference } from "../../src/reference/reference.js";
+import {
+  parseRemoteReference,
+  type EcrReference,
+  type RegistryReference,
+} from "../../src/reference/reference.js";
 import { transferImage, type TransferOptions } from "../../src/transfer/engine.js";
 import type { TransferEvent } from "../../src/transfer/events.js";
 import { createOciLayoutDestination } from "../../src/transports/oci-layout/destination.js";
@@ -30,6 +36,7 @@ import {
   startDockerRegistry,
   type RunningDockerRegistry,
 } from "../helpers/docker-registry.js";
+import { ecrClient } from "../helpers/emulator-clients.js";
 import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { useScratch } from "../helpers/scratch.js";
@@ -304,6 +311,144 @@ describe.runIf(hasRegistry && hasHtpasswd)("docker-registry with htpasswd", () =
     await writeFile(path, JSON.stringify({ auths: { [`http://${registry.host}`]: { auth } } }));
     const pushed = await push(multi, registry, "secure/multi:v1", { dockerConfigPath: path });
     expect(pushed.digest).toBe(multi.root.digest);
+  });
+});
+
+describe("the local ECR server's registry API, with ECR's Basic token", () => {
+  let server: RunningServer;
+  let mounting: RunningServer;
+  beforeAll(async () => {
+    server = await serve({ port: 0 });
+    mounting = await serve({ port: 0, registryMount: true });
+    for (const target of [server, mounting]) {
+      const ecr = ecrClient(target);
+      for (const repositoryName of ["app", "copy", "mounted"]) {
+        await ecr.send(new CreateRepositoryCommand({ repositoryName }));
+      }
+      ecr.destroy();
+    }
+  });
+  afterAll(async () => {
+    await server?.close();
+    await mounting?.close();
+  });
+
+  const options = (target: RunningServer): RegistryOptions => ({
+    aws: {
+      region: target.region,
+      credentials: {
+        accessKeyId: target.env.AWS_ACCESS_KEY_ID!,
+        secretAccessKey: target.env.AWS_SECRET_ACCESS_KEY!,
+      },
+    },
+  });
+  const ecrRef = (target: RunningServer, name: string) =>
+    parseRemoteReference(`${target.registryHost}/${name}`) as EcrReference;
+
+  async function copy(
+    from: Parameters<typeof openRegistrySource>[0] | BuiltImage,
+    to: EcrReference,
+    target: RunningServer,
+    extra: RegistryDestinationOpenOptions = {},
+    transfer: TransferOptions = {},
+  ) {
+    const source =
+      "kind" in from
+        ? await openRegistrySource(from, options(target))
+        : await openOciLayoutSource(from.path, from.tag);
+    const destination = await createRegistryDestination(to, { ...options(target), ...extra });
+    try {
+      return await transferImage(source, destination, { tags: to.tags, ...transfer });
+    } finally {
+      await source.close();
+      await destination.close();
+    }
+  }
+
+  it("copies an index in (one streamed PATCH answered 201 for the big layer) and back out", async () => {
+    const single1 = await copy(single, ecrRef(server, "app:one"), server);
+    expect(single1.digest).toBe(single.root.digest);
+    const pushed = await copy(multi, ecrRef(server, "app:multi"), server);
+    expect(pushed.digest).toBe(multi.root.digest);
+
+    // Out again through blob GETs answered 307 to download URLs.
+    const path = scratch.fresh("from-ecr");
+    const source = await openRegistrySource(ecrRef(server, "app:one"), options(server));
+    const destination = await createOciLayoutDestination(path, ["x"]);
+    try {
+      expect((await transferImage(source, destination)).digest).toBe(single.root.digest);
+    } finally {
+      await source.close();
+      await destination.close();
+    }
+    expect(await blobFiles(path)).toEqual(allDigests(single));
+
+    if (hasSkopeo) {
+      const creds = `AWS:${server.registryPassword()}`;
+      const name = `127.0.0.1:${server.port}/app:multi`;
+      const raw = await tool("skopeo", [
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        `docker://${name}`,
+      ]);
+      expect(Buffer.from(raw).equals(multi.root.bytes)).toBe(true);
+      await tool("skopeo", [
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        `docker://${name}`,
+        `oci:${scratch.fresh("skopeo-ecr")}:x`,
+      ]);
+    }
+  });
+
+  it("copies between repositories, registry to registry; a second copy skips every blob", async () => {
+    await copy(single, ecrRef(server, "app:two"), server);
+    const first = await copy(ecrRef(server, "app:two"), ecrRef(server, "copy:two"), server);
+    expect(first.digest).toBe(single.root.digest);
+    const second = await copy(ecrRef(server, "app:two"), ecrRef(server, "copy:two-again"), server);
+    expect(second.blobsSent).toBe(0);
+    expect(second.blobsSkipped).toBe(5);
+  });
+
+  it("falls back to an upload when ECR answers a mount with 202, and mounts where enabled", async () => {
+    await copy(single, ecrRef(server, "app:three"), server);
+    const progress = (events: TransferEvent[]) =>
+      events.filter((e) => e.type === "blob-progress").reduce((n, e) => n + e.bytes, 0);
+    const uploadedEvents: TransferEvent[] = [];
+    await copy(
+      single,
+      ecrRef(server, "mounted:three"),
+      server,
+      { mountFrom: "app" },
+      {
+        onEvent: (e) => uploadedEvents.push(e),
+      },
+    );
+    expect(progress(uploadedEvents)).toBeGreaterThan(6 * MiB);
+
+    await copy(single, ecrRef(mounting, "app:three"), mounting);
+    const mountedEvents: TransferEvent[] = [];
+    const mounted = await copy(
+      single,
+      ecrRef(mounting, "mounted:three"),
+      mounting,
+      { mountFrom: "app" },
+      {
+        onEvent: (e) => mountedEvents.push(e),
+      },
+    );
+    expect(mounted.digest).toBe(single.root.digest);
+    expect(progress(mountedEvents)).toBe(0);
+  });
+
+  it("refuses a repository that does not exist with NOT_FOUND", async () => {
+    await expectEcrxError(copy(single, ecrRef(server, "nosuch:v1"), server), "NOT_FOUND", /NAME_UNKNOWN/);
   });
 });
 
