@@ -1,15 +1,19 @@
 /**
  * The Debian `docker-registry` (distribution 2.8) started for a test: loopback, a free port, its
  * own config and filesystem storage in a temporary folder; optionally htpasswd (bcrypt through
- * `htpasswd -Bbn` of apache2-utils) or token authentication.
+ * `htpasswd -Bbn` of apache2-utils) or token authentication (startTokenService, a JWT issuer
+ * whose certificate `openssl` makes).
  *
  *   const registry = await startDockerRegistry({ users: { alice: "secret" } });
  *   registry.host  // "127.0.0.1:40123"
  *   await registry.stop();
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createPrivateKey, randomUUID, sign, X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -149,4 +153,104 @@ ${auth}`,
     }
   }
   return { host: `127.0.0.1:${port}`, port, url, storage, logs: () => output, stop };
+}
+
+export interface TokenService {
+  /** What startDockerRegistry needs to trust this service's tokens. */
+  config: TokenAuthConfig;
+  /** Token requests received: who asked (undefined: anonymous) and for which scopes. */
+  requests: { user: string | undefined; scopes: string[] }[];
+  stop(): Promise<void>;
+}
+
+export interface TokenServiceOptions {
+  /** Users that may authenticate (name -> password); they get every action they ask for. */
+  users: Record<string, string>;
+  /** Lifetime of tokens in seconds. Default 300. */
+  expiresIn?: number;
+}
+
+/**
+ * A token service for docker-registry's token auth (distribution's JWT spec): ES256 tokens whose
+ * `x5c` header carries a self-signed certificate (made with `openssl`) that the registry trusts.
+ * Anonymous callers get pull only; known users get what they ask for; a wrong password is 401.
+ */
+export async function startTokenService(options: TokenServiceOptions): Promise<TokenService> {
+  const dir = await mkdtemp(join(tmpdir(), "ecrx-token-service-"));
+  const keyPath = join(dir, "key.pem");
+  const certPath = join(dir, "cert.pem");
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=ecrx-test-token-issuer",
+  ]);
+  const key = createPrivateKey(await readFile(keyPath));
+  const certificate = new X509Certificate(await readFile(certPath));
+  const x5c = certificate.raw.toString("base64");
+  const service = "ecrx-test-registry";
+  const issuer = "ecrx-test-issuer";
+  const requests: TokenService["requests"] = [];
+  const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    const scopes = url.searchParams.getAll("scope");
+    let user: string | undefined;
+    const header = req.headers.authorization;
+    if (header?.startsWith("Basic ")) {
+      const decoded = Buffer.from(header.slice(6), "base64").toString();
+      const name = decoded.slice(0, decoded.indexOf(":"));
+      if (options.users[name] !== decoded.slice(decoded.indexOf(":") + 1)) {
+        res.writeHead(401, { "content-type": "application/json" }).end('{"details":"wrong password"}');
+        return;
+      }
+      user = name;
+    }
+    requests.push({ user, scopes });
+    const access = scopes.map((scope) => {
+      const [type, name, actions] = scope.split(":") as [string, string, string];
+      const asked = actions.split(",");
+      return { type, name, actions: user === undefined ? asked.filter((a) => a === "pull") : asked };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const expiresIn = options.expiresIn ?? 300;
+    const claims = {
+      iss: issuer,
+      sub: user ?? "",
+      aud: service,
+      exp: now + expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
+    const signingInput = `${b64url({ alg: "ES256", typ: "JWT", x5c: [x5c] })}.${b64url(claims)}`;
+    const signature = sign("sha256", Buffer.from(signingInput), { key, dsaEncoding: "ieee-p1363" });
+    const token = `${signingInput}.${signature.toString("base64url")}`;
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    config: { realm: `http://127.0.0.1:${port}/token`, service, issuer, rootCertBundle: certPath },
+    requests,
+    stop: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -33,6 +33,8 @@ import {
   dockerRegistryInstalled,
   DOCKER_REGISTRY,
   htpasswdInstalled,
+  startTokenService,
+  type TokenService,
   startDockerRegistry,
   type RunningDockerRegistry,
 } from "../helpers/docker-registry.js";
@@ -311,6 +313,66 @@ describe.runIf(hasRegistry && hasHtpasswd)("docker-registry with htpasswd", () =
     await writeFile(path, JSON.stringify({ auths: { [`http://${registry.host}`]: { auth } } }));
     const pushed = await push(multi, registry, "secure/multi:v1", { dockerConfigPath: path });
     expect(pushed.digest).toBe(multi.root.digest);
+  });
+});
+
+describe.runIf(hasRegistry)("docker-registry with token authentication", () => {
+  let tokens: TokenService;
+  let registry: RunningDockerRegistry;
+  const creds = { username: "carol", password: "token-pass" };
+  beforeAll(async () => {
+    tokens = await startTokenService({ users: { carol: creds.password } });
+    registry = await startDockerRegistry({ token: tokens.config });
+  });
+  afterAll(async () => {
+    await registry?.stop();
+    await tokens?.stop();
+  });
+
+  it("pushes with a token for pull,push got with credentials, and pulls with an anonymous token", async () => {
+    const pushed = await push(single, registry, "tok/app:v1", { credentials: creds });
+    expect(pushed.digest).toBe(single.root.digest);
+    expect(tokens.requests).toContainEqual({ user: "carol", scopes: ["repository:tok/app:pull,push"] });
+
+    const { result } = await pull(registry, "tok/app:v1", { dockerConfigPath: scratch.fresh("none.json") });
+    expect(result.digest).toBe(single.root.digest);
+    expect(tokens.requests.at(-1)).toEqual({ user: undefined, scopes: ["repository:tok/app:pull"] });
+    if (hasSkopeo) await skopeoCopyAll(registry, "tok/app:v1");
+  });
+
+  it("asks for pull on the mount source too, and mounts", async () => {
+    await push(single, registry, "tok/base:v1", { credentials: creds });
+    const events: TransferEvent[] = [];
+    await push(
+      single,
+      registry,
+      "tok/derived:v1",
+      { credentials: creds, mountFrom: "tok/base" },
+      {
+        onEvent: (e) => events.push(e),
+      },
+    );
+    expect(tokens.requests.at(-1)?.scopes).toEqual([
+      "repository:tok/derived:pull,push",
+      "repository:tok/base:pull",
+    ]);
+    expect(events.filter((e) => e.type === "blob-progress")).toEqual([]);
+  });
+
+  it("refuses an anonymous push (a pull-only token) with AUTH", async () => {
+    await expectEcrxError(
+      push(single, registry, "tok/anon:v1", { dockerConfigPath: scratch.fresh("none.json") }),
+      "AUTH",
+      /HTTP 401 UNAUTHORIZED/,
+    );
+  });
+
+  it("refuses wrong credentials at the token service with AUTH", async () => {
+    await expectEcrxError(
+      push(single, registry, "tok/app:v2", { credentials: { username: "carol", password: "nope" } }),
+      "AUTH",
+      /token service of 127.0.0.1:\d+ \(127.0.0.1:\d+\) refused the credentials/,
+    );
   });
 });
 
