@@ -296,6 +296,30 @@ describe("retries and authentication", () => {
     expect(issued).toBe(2);
   });
 
+  it("keeps Basic credentials for the token service off the host it redirects to", async () => {
+    const moved: (string | undefined)[] = [];
+    const elsewhere = await serve((req, res) => {
+      moved.push(req.headers.authorization);
+      res.writeHead(200, { "content-type": "application/json" }).end('{"token":"t"}');
+    });
+    const asked: (string | undefined)[] = [];
+    const tokens = await serve((req, res) => {
+      asked.push(req.headers.authorization);
+      res.writeHead(307, { location: `${elsewhere.url}/token${req.url!.slice("/token".length)}` }).end();
+    });
+    const registry = await serve((req, res) => {
+      if (req.headers.authorization !== "Bearer t") {
+        res.writeHead(401, { "www-authenticate": `Bearer realm="${tokens.url}/token",service="fake"` }).end();
+      } else res.writeHead(404).end();
+    });
+    const c = client(registry.host, fromOptions({ username: "u", password: "pw" }));
+    expect(
+      await new RegistryDestination(c, "r").missing([{ mediaType: "x", digest: BLOB_DIGEST, size: 1 }]),
+    ).toHaveLength(1);
+    expect(asked).toEqual([basic("u", "pw")]);
+    expect(moved).toEqual([undefined]);
+  });
+
   it("maps DENIED to AUTH with a hint and keeps secrets out of the message", async () => {
     const registry = await serve((req, res) => {
       if (req.url === "/v2/") return void res.writeHead(200).end();

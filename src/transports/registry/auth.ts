@@ -283,6 +283,6 @@ export function readTokenResponse(body: string, askedAt: number): Token | undefi
   return { value, refreshAt: base + lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 4) };
 }
 
-export function basicHeader(username: string, password: string): string {
+function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 }

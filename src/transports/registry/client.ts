@@ -178,6 +178,7 @@ export class RegistryClient {
   ): Promise<RegistryResponse> {
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
     let url = typeof req.url === "string" ? this.resolve(req.url) : req.url;
+    const firstOrigin = url.origin;
     let redirects = 0;
     let attempt = 0;
     let refreshed = false;
@@ -189,6 +190,8 @@ export class RegistryClient {
       this.options.signal?.throwIfAborted();
       this.checkScheme(url, req.what);
       const headers: Record<string, string> = { ...req.headers };
+      // Credentials given with the request (Basic to a token service) stay with its host.
+      if (url.origin !== firstOrigin) delete headers.authorization;
       const sameOrigin = this.origin !== undefined && url.origin === this.origin;
       if (policy.authorize && sameOrigin) {
         const authorization = await this.auth.authorization();
@@ -359,7 +362,7 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 }
 
 /** Up to `limit` characters of a body; the rest is discarded. */
-export async function readText(body: Readable, limit: number): Promise<string> {
+async function readText(body: Readable, limit: number): Promise<string> {
   let text = "";
   try {
     for await (const chunk of body) {

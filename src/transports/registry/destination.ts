@@ -60,7 +60,9 @@ export class RegistryDestination implements ImageDestination {
   async putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
     const what = `blob ${blob.digest ?? "(digest computed on the way)"} to ${this.client.repository}`;
     let location: URL;
-    if (blob.digest !== undefined && this.options.mountFrom !== undefined) {
+    // A mount needs the exact descriptor: a digest alone (a diff_id of a layer decompressed on
+    // the way) leaves the size unknown.
+    if (blob.digest !== undefined && blob.sizeIsExact && this.options.mountFrom !== undefined) {
       const mount = await this.mount(blob.digest, this.options.mountFrom);
       if (mount === "mounted") {
         body.destroy();

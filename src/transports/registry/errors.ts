@@ -23,13 +23,13 @@ const CODE_BY_REGISTRY_ERROR: Record<string, ErrorCode> = {
   RANGE_INVALID: "NETWORK",
 };
 
-export interface RegistryErrorDetail {
+interface RegistryErrorDetail {
   code: string;
   message: string;
 }
 
 /** The first entry of an OCI error body (`{"errors":[{"code","message","detail"}]}`), if it is one. */
-export function parseErrorBody(text: string): RegistryErrorDetail | undefined {
+function parseErrorBody(text: string): RegistryErrorDetail | undefined {
   try {
     const doc = JSON.parse(text) as { errors?: unknown };
     if (!Array.isArray(doc.errors)) return undefined;
