@@ -251,7 +251,7 @@ export class EcrTokenSource implements CredentialSource {
 }
 
 /** An EcrTokenSource over an ECR API client (closed with the source). */
-export function ecrTokenSource(client: ECRClient, now?: () => number): EcrTokenSource {
+export function ecrTokenSource(client: ECRClient): EcrTokenSource {
   return new EcrTokenSource(
     async () => {
       try {
@@ -266,7 +266,7 @@ export function ecrTokenSource(client: ECRClient, now?: () => number): EcrTokenS
         throw ecrError(err, "GetAuthorizationToken");
       }
     },
-    now,
+    Date.now,
     () => client.destroy(),
   );
 }
