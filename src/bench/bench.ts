@@ -357,7 +357,7 @@ async function runPushProcess(
     if (outcome.ok) return outcome;
     return { ok: false, error: { code: outcome.code, message: outcome.message } };
   } catch {
-    const detail = stderr.trim().split("\n").at(-1) ?? "";
+    const detail = crashLine(stderr);
     return {
       ok: false,
       error: {
@@ -366,6 +366,18 @@ async function runPushProcess(
       },
     };
   }
+}
+
+/**
+ * The line that names the error in what a crashed Node process printed: its uncaught exception
+ * (`TypeError: ...`), not the source excerpt before it nor the `Node.js v20` trailer after it.
+ */
+export function crashLine(stderr: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !/^Node\.js v\d/.test(l));
+  return lines.find((l) => /^([\w.]*(Error|Exception)\b|Uncaught|FATAL ERROR)/.test(l)) ?? lines.at(-1) ?? "";
 }
 
 async function repositoryExists(client: ECRClient, repo: EcrReference): Promise<boolean> {

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { summarize, type RunRecord } from "../../src/bench/bench.js";
+import { crashLine, summarize, type RunRecord } from "../../src/bench/bench.js";
 import { niceStep, renderLineChart, type LineChart } from "../../src/bench/chart.js";
 import { buildBenchLayout } from "../../src/bench/layout.js";
 import { latencyPercentiles, median, percentile, spread } from "../../src/bench/stats.js";
@@ -136,6 +136,25 @@ describe("summarize", () => {
     expect(summary.partLatencyMs.p99).toBeLessThanOrEqual(50);
     expect(summary.retries).toBe(3);
     expect(summary.throttles).toBe(3);
+  });
+});
+
+describe("crashLine", () => {
+  it("finds the uncaught exception in a crashed Node process's output", () => {
+    const stderr = [
+      "file:///work/dist/x.js:10",
+      "    throw new TypeError('bad');",
+      "    ^",
+      "",
+      "TypeError: bad",
+      "    at f (file:///work/dist/x.js:10:11)",
+      "",
+      "Node.js v20.20.2",
+      "",
+    ].join("\n");
+    expect(crashLine(stderr)).toBe("TypeError: bad");
+    expect(crashLine("killed\nNode.js v20.20.2\n")).toBe("killed");
+    expect(crashLine("")).toBe("");
   });
 });
 
