@@ -6,6 +6,7 @@ import { registerDemo } from "./commands/demo.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSync } from "./commands/sync.js";
 import { reportFatal } from "./output.js";
 
 // The SDK warns on every run that its 2027 releases will need Node 22; ecrx pins SDK versions that
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerCopy(program);
+  registerSync(program);
   registerServe(program);
   registerBench(program);
   return program;

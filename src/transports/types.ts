@@ -20,6 +20,8 @@ export interface ImageSource {
   manifest(digest?: string): Promise<RawManifest>;
   /** A stream of the blob's bytes (or of `range` of them). Never a whole Buffer. */
   blob(d: Descriptor, range?: ByteRange): Promise<Readable>;
+  /** Every tag of the repository, for sources that are repositories (used by sync). */
+  tags?(): Promise<string[]>;
   close(): Promise<void>;
 }
 

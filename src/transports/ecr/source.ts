@@ -1,5 +1,10 @@
 import type { Readable } from "node:stream";
-import { BatchGetImageCommand, GetDownloadUrlForLayerCommand, type ECRClient } from "@aws-sdk/client-ecr";
+import {
+  BatchGetImageCommand,
+  GetDownloadUrlForLayerCommand,
+  ListImagesCommand,
+  type ECRClient,
+} from "@aws-sdk/client-ecr";
 import { EcrxError } from "../../errors.js";
 import { sha256Digest } from "../../manifest/digest.js";
 import { MANIFEST_TYPES } from "../../manifest/media-types.js";
@@ -82,6 +87,30 @@ export class EcrSource implements ImageSource {
       );
     }
     return { bytes, mediaType: image.imageManifestMediaType ?? mediaTypeOf(bytes), digest: actual };
+  }
+
+  /** The repository's tags (ListImages, TAGGED, every page). */
+  async tags(): Promise<string[]> {
+    const tags: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListImagesCommand({
+            ...this.ids,
+            filter: { tagStatus: "TAGGED" },
+            maxResults: 1000,
+            ...(nextToken === undefined ? {} : { nextToken }),
+          }),
+        );
+      } catch (err) {
+        throw ecrError(err, `ListImages of ${this.address.repositoryName}`);
+      }
+      for (const id of out.imageIds ?? []) if (id.imageTag) tags.push(id.imageTag);
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return tags;
   }
 
   async blob(d: Descriptor, range?: ByteRange): Promise<Readable> {

@@ -79,6 +79,38 @@ export class RegistrySource implements ImageSource {
     return parsed.raw;
   }
 
+  /** The repository's tags, following the `Link` header from page to page. */
+  async tags(): Promise<string[]> {
+    const tags: string[] = [];
+    let url: string | URL = this.client.path("tags/list?n=1000");
+    for (let page = 0; page < 10_000; page++) {
+      const res = await this.client.request({
+        method: "GET",
+        url,
+        expect: [200],
+        what: `GET tags of ${this.client.repository} of ${this.client.registry}`,
+      });
+      const text = await readCapped(res.body, 64 * 1024 * 1024, `tags of ${this.client.repository}`);
+      let doc: { tags?: unknown };
+      try {
+        doc = JSON.parse(text.toString("utf8")) as { tags?: unknown };
+      } catch {
+        throw new EcrxError(
+          "NETWORK",
+          `${this.client.registry} answered the tag list with something that is not JSON`,
+        );
+      }
+      if (Array.isArray(doc.tags)) tags.push(...doc.tags.filter((t): t is string => typeof t === "string"));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
+      if (next === undefined) return tags;
+      url = resolveLocation(next, res.url);
+    }
+    throw new EcrxError(
+      "NETWORK",
+      `${this.client.registry} kept paging the tags of ${this.client.repository}`,
+    );
+  }
+
   async blob(d: Descriptor, range?: ByteRange): Promise<Readable> {
     const first = range?.start ?? 0;
     const last = range?.end ?? d.size - 1;
