@@ -13,6 +13,7 @@ interface ServeFlags {
   rates: string;
   faults?: string;
   faultSeed?: string;
+  registryMount?: boolean;
 }
 
 function integerFlag(flag: string, value: string, min: number, max: number): number {
@@ -40,6 +41,7 @@ export function serveOptionsFromFlags(flags: ServeFlags): ServeOptions {
     ...(flags.faultSeed === undefined
       ? {}
       : { faultSeed: integerFlag("--fault-seed", flags.faultSeed, 0, 2 ** 31 - 1) }),
+    ...(flags.registryMount ? { registryMount: true } : {}),
   };
 }
 
@@ -53,11 +55,12 @@ export function describeServer(
   options: { temporaryData: boolean; faults?: string },
 ): string {
   const lines = [
-    `ecrx serve: local ECR listening on ${server.url} (ECR API, ECR Public API, download URLs)`,
+    `ecrx serve: local ECR listening on ${server.url} (ECR API, ECR Public API, registry API, download URLs)`,
     `  data:              ${server.dataDir}${options.temporaryData ? " (temporary, removed on exit)" : ""}`,
     `  account / region:  ${server.accountId} / ${server.region} (ECR Public: us-east-1)`,
     `  image references:  ${server.registryHost}/<repository>:<tag>`,
     `  ECR Public:        public.ecr.aws/${server.publicRegistryAlias}/<repository>:<tag> (through AWS_ENDPOINT_URL_ECR_PUBLIC)`,
+    `  registry (v2):     ${server.host}:${server.port} for skopeo and docker: user AWS, password from \`aws ecr get-login-password --endpoint-url ${server.url}\``,
   ];
   if (options.faults !== undefined) {
     lines.push(`  faults:            ${options.faults} (--fault-seed ${server.faultSeed} repeats them)`);
@@ -97,6 +100,10 @@ export function registerServe(program: Command): void {
       'inject faults, e.g. "UploadLayerPart:lost=0.05,PutImage:throttle=0.3,*:latency=20"',
     )
     .option("--fault-seed <n>", "seed of the fault draws, to repeat a run")
+    .option(
+      "--registry-mount",
+      "let the registry API mount blobs across repositories (ECR's BLOB_MOUNTING setting)",
+    )
     .action(async (flags: ServeFlags) => {
       const options = serveOptionsFromFlags(flags);
       const stopped = untilSignal();
