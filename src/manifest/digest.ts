@@ -118,6 +118,20 @@ export class DigestVerifier extends Transform {
     return this.computed;
   }
 
+  /**
+   * Whether this stream fails unless its bytes are exactly `blob` (digest and exact size): a
+   * stage downstream may then skip hashing the same bytes again.
+   */
+  verifies(blob: ExpectedBlob): boolean {
+    return (
+      blob.digest !== undefined &&
+      blob.digest === this.expected.digest &&
+      blob.sizeIsExact !== false &&
+      this.expected.sizeIsExact !== false &&
+      blob.size === this.expected.size
+    );
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.count += chunk.length;
     if (this.count > this.expected.size) {

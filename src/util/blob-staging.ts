@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DigestVerifier, parseDigest, sha256Digest, tryParseDigest } from "../manifest/digest.js";
 import type { Descriptor, Digest } from "../manifest/types.js";
@@ -42,16 +42,28 @@ export class BlobStaging {
    */
   async put(blob: BlobToPut, body: Readable, progress: ProgressFn, what: string): Promise<Descriptor> {
     const temporary = await this.temporaryName();
-    const verifier = new DigestVerifier(blob, {
-      onBytes: progress,
-      what: `${what}: blob ${blob.digest ?? ""}`.trimEnd(),
-    });
     try {
-      await pipeline(body, verifier, createWriteStream(temporary));
-      const digest = verifier.digest!;
+      let digest: Digest;
+      let size: number;
+      if (body instanceof DigestVerifier && body.verifies(blob)) {
+        // The stream fails unless its bytes are exactly this blob (the engine verifies every
+        // source): hashing them here again would only double the CPU of a pull.
+        const counter = new ProgressCounter(progress);
+        await pipeline(body, counter, createWriteStream(temporary));
+        digest = blob.digest!;
+        size = counter.bytes;
+      } else {
+        const verifier = new DigestVerifier(blob, {
+          onBytes: progress,
+          what: `${what}: blob ${blob.digest ?? ""}`.trimEnd(),
+        });
+        await pipeline(body, verifier, createWriteStream(temporary));
+        digest = verifier.digest!;
+        size = verifier.bytes;
+      }
       await this.publish(temporary, digest);
-      this.sizes.set(digest, verifier.bytes);
-      return { mediaType: blob.mediaType, digest, size: verifier.bytes };
+      this.sizes.set(digest, size);
+      return { mediaType: blob.mediaType, digest, size };
     } catch (err) {
       await rm(temporary, { force: true });
       throw err;
@@ -112,5 +124,18 @@ export class BlobStaging {
     const final = this.path(digest);
     await mkdir(join(final, ".."), { recursive: true });
     await rename(temporary, final);
+  }
+}
+
+/** Counts the bytes passing, for progress, without touching them. */
+class ProgressCounter extends Transform {
+  bytes = 0;
+  constructor(private readonly progress: ProgressFn) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.progress(chunk.length);
+    callback(null, chunk);
   }
 }
