@@ -83,7 +83,12 @@ export async function htpasswdLine(user: string, password: string): Promise<stri
 
 export async function startDockerRegistry(
   options: DockerRegistryOptions = {},
+  attempts = 3,
 ): Promise<RunningDockerRegistry> {
+  // freePort's port may be taken again before the registry binds it (tests of other files start
+  // servers at the same time): each registry answers with its own header, so that readiness is
+  // not declared on another server's answer, and a lost port is retried with a new one.
+  const identity = randomUUID();
   const dir = await mkdtemp(join(tmpdir(), "ecrx-docker-registry-"));
   const storage = join(dir, "data");
   const port = await freePort();
@@ -117,6 +122,8 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: ecrx-test-secret
+  headers:
+    X-Ecrx-Test-Registry: [${identity}]
 ${auth}`,
   );
   let output = "";
@@ -138,11 +145,15 @@ ${auth}`,
   for (;;) {
     if (child.exitCode !== null) {
       await stop();
+      if (attempts > 1 && /address already in use/.test(output)) {
+        return startDockerRegistry(options, attempts - 1);
+      }
       throw new Error(`docker-registry exited: ${output}`);
     }
     try {
       const res = await request(`${url}/v2/`);
       await res.body.dump();
+      if (res.headers["x-ecrx-test-registry"] !== identity) throw new Error("another server answered");
       break;
     } catch {
       if (Date.now() > deadline) {
