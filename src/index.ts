@@ -8,6 +8,32 @@
 export { push, type PushOptions, type PushResult } from "./push.js";
 export { pull, type PullOptions, type PullResult } from "./pull.js";
 export { demo, type DemoOptions, type DemoResult } from "./demo/demo.js";
+export {
+  inspect,
+  type InspectOptions,
+  type InspectResult,
+  type ManifestSummary,
+  type IndexEntry,
+  type ConfigSummary,
+} from "./inspect.js";
+export {
+  listRepositories,
+  listImages,
+  type ListOptions,
+  type RepositoryList,
+  type RepositorySummary,
+  type ImageList,
+  type ImageSummary,
+} from "./list.js";
+export { tag, type TagOptions, type TagResult } from "./retag.js";
+export { remove, type RemoveOptions, type RemoveResult, type RemoveOutcome } from "./remove.js";
+export {
+  loginPassword,
+  writeDockerLogin,
+  type LoginOptions,
+  type RegistryLogin,
+  type DockerConfigWriteOptions,
+} from "./login.js";
 export { serve, type ServeOptions, type RunningServer } from "./emulator/server.js";
 export { EcrxError, EXIT_CODES, type ErrorCode } from "./errors.js";
 export {

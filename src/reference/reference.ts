@@ -214,6 +214,21 @@ function splitHostPort(registry: string, text: string): { host: string; port?: n
 
 type EcrHostParts = Pick<EcrReference, "host" | "port" | "registryId" | "region" | "fips" | "dualStack">;
 
+/** A private ECR registry named by its host alone, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com`. */
+export type EcrRegistry = EcrHostParts & { registry: string };
+
+/** Reads an ECR registry host (`host[:port]`, no repository); undefined when it is not one. */
+export function parseEcrRegistry(text: string): EcrRegistry | undefined {
+  const registry = text
+    .trim()
+    .replace(/^(?:https?|docker):\/\//, "")
+    .replace(/\/+$/, "")
+    .toLowerCase();
+  if (registry.includes("/")) return undefined;
+  const parts = parseEcrHost(registry);
+  return parts === undefined ? undefined : { registry, ...parts };
+}
+
 function parseEcrHost(registry: string): EcrHostParts | undefined {
   const portMatch = /^(.*?)(?::(\d+))?$/.exec(registry)!;
   const host = portMatch[1]!;

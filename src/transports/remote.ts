@@ -12,13 +12,19 @@ import { createEcrPublicClient, PublicEcrApi, resolvePublicRegistryId } from "./
  * otherwise undefined, and the SDK resolves it (AWS_ENDPOINT_URL_ECR, the profile, or the
  * regional endpoint of AWS).
  */
-export function ecrEndpointFor(ref: EcrReference, options: AwsOptions): string | undefined {
+export function ecrEndpointFor(
+  ref: Pick<EcrReference, "host" | "port">,
+  options: AwsOptions,
+): string | undefined {
   if (options.endpointUrl !== undefined) return options.endpointUrl;
   if (ref.host.endsWith(".localhost")) return `http://127.0.0.1:${ref.port ?? 80}`;
   return undefined;
 }
 
-export function privateEcrClient(ref: EcrReference, options: AwsOptions): ECRClient {
+export function privateEcrClient(
+  ref: Pick<EcrReference, "host" | "port" | "region">,
+  options: AwsOptions,
+): ECRClient {
   const endpointUrl = ecrEndpointFor(ref, options);
   return createEcrClient(
     { ...options, ...(endpointUrl === undefined ? {} : { endpointUrl }) },
