@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerBench } from "./commands/bench.js";
+import { registerCompletion } from "./commands/completion.js";
 import { registerCopy } from "./commands/copy.js";
 import { registerDemo } from "./commands/demo.js";
+import { registerInspect } from "./commands/inspect.js";
+import { registerLogin } from "./commands/login.js";
+import { registerLs } from "./commands/ls.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
+import { registerRm } from "./commands/rm.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSync } from "./commands/sync.js";
+import { registerTag } from "./commands/tag.js";
 import { reportFatal } from "./output.js";
 
 // The SDK warns on every run that its 2027 releases will need Node 22; ecrx pins SDK versions that
@@ -24,8 +30,14 @@ export function buildProgram(): Command {
   registerPull(program);
   registerCopy(program);
   registerSync(program);
+  registerLs(program);
+  registerInspect(program);
+  registerTag(program);
+  registerRm(program);
+  registerLogin(program);
   registerServe(program);
   registerBench(program);
+  registerCompletion(program);
   return program;
 }
 
