@@ -98,11 +98,20 @@ class PlainRenderer implements ProgressRenderer {
   finish(): void {}
 }
 
-/** A bar per blob in flight and one for the whole image, on stderr. */
+interface BarPayload {
+  name: string;
+  /** Throughput so far, e.g. `12.3 MB/s`. */
+  rate: string;
+  /** What happens to the bytes on the way, e.g. `gzip`. */
+  note: string;
+}
+
+/** A bar per blob in flight and one for the whole image, on stderr: bytes, MB/s and ETA each. */
 class BarRenderer implements ProgressRenderer {
   private readonly multibar: cliProgress.MultiBar;
   private readonly bars = new Map<string, cliProgress.SingleBar>();
   private readonly sent = new Map<string, number>();
+  private readonly blobStartedAt = new Map<string, number>();
   private total: cliProgress.SingleBar | undefined;
   private totalSent = 0;
   private readonly startedAt = performance.now();
@@ -110,14 +119,17 @@ class BarRenderer implements ProgressRenderer {
   constructor(private readonly label: string) {
     this.multibar = new cliProgress.MultiBar(
       {
-        format: (options, params, payload: { name: string; rate: string }) => {
+        format: (options, params, payload: BarPayload) => {
           const bar = cliProgress.Format.BarFormat(params.progress, options);
           const done = `${formatBytes(params.value)}/${formatBytes(params.total)}`;
           const eta = Number.isFinite(params.eta) && params.eta > 0 ? ` ETA ${params.eta}s` : "";
-          return `${payload.name.padEnd(14)} ${bar} ${done.padStart(21)} ${payload.rate}${eta}`;
+          const note = payload.note ? ` ${payload.note}` : "";
+          return `${payload.name.padEnd(14)} ${bar} ${done.padStart(21)} ${payload.rate.padStart(10)}${eta}${note}`;
         },
         hideCursor: true,
-        clearOnComplete: false,
+        // The bars go when the transfer ends: what stays on the screen is the log of blobs and the
+        // summary the command prints.
+        clearOnComplete: true,
         stopOnComplete: false,
         barsize: 24,
         etaBuffer: 30,
@@ -135,26 +147,35 @@ class BarRenderer implements ProgressRenderer {
   onEvent(event: TransferEvent): void {
     switch (event.type) {
       case "plan":
-        this.total = this.multibar.create(Math.max(event.bytes, 1), 0, { name: this.label, rate: "" });
+        this.total = this.multibar.create(Math.max(event.bytes, 1), 0, {
+          name: this.label,
+          rate: "",
+          note: "",
+        } satisfies BarPayload);
         break;
       case "blob-skipped":
         this.multibar.log(`${shortDigest(event.digest)}: already there (${formatBytes(event.size)})\n`);
         break;
       case "blob-start":
         this.sent.set(event.id, 0);
+        this.blobStartedAt.set(event.id, performance.now());
         this.bars.set(
           event.id,
           this.multibar.create(Math.max(event.size, 1), 0, {
             name: shortDigest(event.digest ?? event.id),
-            rate: event.transform ?? "",
-          }),
+            rate: "",
+            note: event.transform ?? "",
+          } satisfies BarPayload),
         );
         break;
       case "blob-progress": {
         const value = (this.sent.get(event.id) ?? 0) + event.bytes;
         this.sent.set(event.id, value);
         this.totalSent += event.bytes;
-        this.bars.get(event.id)?.update(value);
+        const started = this.blobStartedAt.get(event.id) ?? this.startedAt;
+        this.bars.get(event.id)?.update(value, {
+          rate: formatRate(value, (performance.now() - started) / 1000),
+        });
         this.total?.update(this.totalSent, { rate: this.rate() });
         break;
       }
@@ -170,6 +191,7 @@ class BarRenderer implements ProgressRenderer {
         const bar = this.bars.get(event.id);
         if (bar) this.multibar.remove(bar);
         this.bars.delete(event.id);
+        this.blobStartedAt.delete(event.id);
         this.multibar.log(`${shortDigest(event.digest)}: sent ${formatBytes(event.size)}\n`);
         break;
       }
@@ -185,6 +207,9 @@ class BarRenderer implements ProgressRenderer {
   }
 
   finish(): void {
+    // Lines logged since the last frame are printed by the next frame only: draw one, so that
+    // stopping (which clears the bars) loses none of them.
+    this.multibar.update();
     this.multibar.stop();
   }
 }
