@@ -18,7 +18,7 @@ export function throughputChart(report: BenchReport): LineChart {
     title: `ecrx push: ${s.title}`,
     subtitle:
       `median of ${s.runs} run${s.runs === 1 ? "" : "s"} after ${s.warmups} warm-up; bars: min..max; ` +
-      `${s.machine.cpus} CPUs, load ${s.machine.loadAverage.start[0]?.toFixed(1)}; ${s.startedAt.slice(0, 10)}`,
+      `${s.machine.cpus} CPUs, load average ${s.machine.loadAverage.start[0]?.toFixed(1)}..${s.machine.loadAverage.end[0]?.toFixed(1)}; ${s.startedAt.slice(0, 10)}`,
     xLabel: "concurrency (blobs in flight)",
     yLabel: "MB/s of layer bytes",
     series: partSizes.map((partSize) => ({
