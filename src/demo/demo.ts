@@ -2,6 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "../emulator/server.js";
+import { inspect, type InspectResult } from "../inspect.js";
+import { listImages, type ImageList } from "../list.js";
 import { pull, type PullResult } from "../pull.js";
 import { push, type PushResult } from "../push.js";
 import { MemoryBlobInfoCache } from "../transfer/blob-info-cache.js";
@@ -15,6 +17,9 @@ export interface DemoOptions {
   onStep?: (message: string) => void;
   /** Push and pull progress. */
   onEvent?: TransferListener;
+  /** Shown the repository listing after the push, and the inspected image. */
+  onListed?: (list: ImageList) => void;
+  onInspected?: (result: InspectResult) => void;
   signal?: AbortSignal;
 }
 
@@ -22,6 +27,10 @@ export interface DemoResult {
   reference: string;
   digest: string;
   push: PushResult;
+  /** The repository as `ecrx ls` shows it after the push. */
+  list: ImageList;
+  /** The pushed image as `ecrx inspect` shows it. */
+  inspect: InspectResult;
   pull: PullResult;
   /** Every blob and manifest pulled back matched the digest pushed. */
   verified: boolean;
@@ -35,7 +44,8 @@ export const DEMO_LAYERS: SampleLayer[] = [
 
 /**
  * The tour on the embedded default: a local ECR in-process, a generated `docker save` tarball
- * pushed through the ECR API (its layers gzip-compressed on the way), then pulled back into an OCI
+ * pushed through the ECR API (its layers gzip-compressed on the way), the repository listed and
+ * the image inspected as `ecrx ls` and `ecrx inspect` do, then the image pulled back into an OCI
  * layout with every digest verified. Nothing is left behind.
  */
 export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
@@ -68,6 +78,14 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
 
+    const repository = `${server.registryHost}/ecrx-demo`;
+    step(`listing ${repository} (ecrx ls)`);
+    const list = await listImages(repository, { aws, ...signalOption(options.signal) });
+    options.onListed?.(list);
+    step(`inspecting ${reference} (ecrx inspect)`);
+    const inspected = await inspect(reference, { aws, ...signalOption(options.signal) });
+    options.onInspected?.(inspected);
+
     const layout = join(work, "pulled");
     step(`pulling ${server.registryHost}/ecrx-demo@${pushed.digest} back into oci:${layout}`);
     const pulled = await pull(`${server.registryHost}/ecrx-demo@${pushed.digest}`, `oci:${layout}:latest`, {
@@ -79,11 +97,17 @@ export async function demo(options: DemoOptions = {}): Promise<DemoResult> {
       reference,
       digest: pushed.digest,
       push: pushed,
+      list,
+      inspect: inspected,
       pull: pulled,
-      verified: pulled.digest === pushed.digest,
+      verified: pulled.digest === pushed.digest && inspected.manifest.digest === pushed.digest,
     };
   } finally {
     await server.close();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function signalOption(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal === undefined ? {} : { signal };
 }

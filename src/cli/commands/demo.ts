@@ -4,13 +4,15 @@ import { EcrxError } from "../../errors.js";
 import { outputOptions, withInterrupt } from "../common.js";
 import { formatBytes, formatRate } from "../format.js";
 import { createRenderer, outputMode } from "../progress.js";
+import { formatInspect, inspectJson } from "./inspect.js";
+import { formatImageList } from "./ls.js";
 
 export function registerDemo(program: Command): void {
   const command = program
     .command("demo")
     .summary("try ecrx without an AWS account: push and pull an image through a local ECR")
     .description(
-      "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers, about 36 MB), pushes it through the ECR API with live progress, pulls it back into an OCI layout verifying every digest, prints the throughput and cleans up.",
+      "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers, about 36 MB), pushes it through the ECR API with live progress, lists the repository and inspects the image (as `ecrx ls` and `ecrx inspect` do), pulls it back into an OCI layout verifying every digest, prints the throughput and cleans up.",
     );
   outputOptions(command);
   command.action(async (flags: { json?: boolean; quiet?: boolean }) => {
@@ -18,6 +20,10 @@ export function registerDemo(program: Command): void {
     const say = (line: string) => {
       if (mode === "json") process.stdout.write(`${JSON.stringify({ type: "step", message: line })}\n`);
       else if (mode !== "quiet") process.stderr.write(`==> ${line}\n`);
+    };
+    // The listing and the inspection, as `ecrx ls` and `ecrx inspect` print them, indented.
+    const show = (text: string) => {
+      if (mode === "tty" || mode === "plain") process.stderr.write(`${text.replace(/^(?=.)/gm, "    ")}\n`);
     };
     let renderer = createRenderer(mode, "push");
     const result = await withInterrupt((signal) =>
@@ -30,13 +36,17 @@ export function registerDemo(program: Command): void {
           renderer = createRenderer(mode, message.startsWith("pulling") ? "pull" : "push");
         },
         onEvent: (event) => renderer.onEvent(event),
+        onListed: (list) => show(formatImageList(list, { digests: false })),
+        onInspected: (inspected) => show(formatInspect(inspected)),
       }),
     ).finally(() => renderer.finish());
     if (!result.verified) {
       throw new EcrxError("INTEGRITY", `pulled ${result.pull.digest}, pushed ${result.digest}`);
     }
     if (mode === "json") {
-      process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ type: "summary", ...result, inspect: inspectJson(result.inspect) })}\n`,
+      );
       return;
     }
     const { push, pull } = result;

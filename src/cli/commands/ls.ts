@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { isRegistryArgument, listImages, listRepositories } from "../../list.js";
+import { isRegistryArgument, listImages, listRepositories, type ImageList } from "../../list.js";
 import { addAwsOptions, awsOptionsFrom, withInterrupt, type AwsFlags } from "../common.js";
 import { formatBytes } from "../format.js";
 import { abbreviateDigest, formatTable, formatTime, shortMediaType } from "../tables.js";
@@ -74,26 +74,27 @@ Examples:
       process.stderr.write(`no images in ${list.repository}\n`);
       return;
     }
-    if (list.source === "registry") {
-      process.stdout.write(
-        `${formatTable(
-          ["TAG"],
-          list.images.map((i) => [i.tags.join(",")]),
-        )}\n`,
-      );
-      return;
-    }
-    const digest = (d: string | undefined) => (flags.digests ? (d ?? "-") : abbreviateDigest(d));
-    const rows = list.images.map((i) => [
-      i.tags.length > 0 ? i.tags.join(",") : "<untagged>",
-      digest(i.digest),
-      i.size === undefined ? "-" : formatBytes(i.size),
-      formatTime(i.pushedAt),
-      shortMediaType(i.mediaType) + (isArtifact(i.artifactMediaType) ? ` (${i.artifactMediaType})` : ""),
-      i.platforms?.join(",") ?? "",
-    ]);
-    process.stdout.write(`${formatTable(["TAGS", "DIGEST", "SIZE", "PUSHED", "TYPE", "PLATFORMS"], rows)}\n`);
+    process.stdout.write(`${formatImageList(list, { digests: flags.digests ?? false })}\n`);
   });
+}
+
+/** The images of a repository as a table: tags, digest, size, push time, type, platforms. */
+export function formatImageList(list: ImageList, options: { digests: boolean }): string {
+  if (list.source === "registry")
+    return formatTable(
+      ["TAG"],
+      list.images.map((i) => [i.tags.join(",")]),
+    );
+  const digest = (d: string | undefined) => (options.digests ? (d ?? "-") : abbreviateDigest(d));
+  const rows = list.images.map((i) => [
+    i.tags.length > 0 ? i.tags.join(",") : "<untagged>",
+    digest(i.digest),
+    i.size === undefined ? "-" : formatBytes(i.size),
+    formatTime(i.pushedAt),
+    shortMediaType(i.mediaType) + (isArtifact(i.artifactMediaType) ? ` (${i.artifactMediaType})` : ""),
+    i.platforms?.join(",") ?? "",
+  ]);
+  return formatTable(["TAGS", "DIGEST", "SIZE", "PUSHED", "TYPE", "PLATFORMS"], rows);
 }
 
 /** ECR reports the config media type of every image; only that of an artifact says something. */
