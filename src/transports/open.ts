@@ -1,4 +1,5 @@
 import { EcrxError } from "../errors.js";
+import { pathExists } from "../util/fs.js";
 import type { ImageReference } from "../reference/reference.js";
 import { createDockerArchiveDestination } from "./docker-archive/destination.js";
 import { sniffImageFile } from "./docker-archive/sniff.js";
@@ -9,6 +10,9 @@ import type { ImageDestination, ImageSource } from "./types.js";
 
 /** Opens an image file of any file transport as a source; a bare path is recognised by its content. */
 export async function openFileSource(ref: ImageReference): Promise<ImageSource> {
+  if ("path" in ref && !(await pathExists(ref.path))) {
+    throw new EcrxError("USAGE", `no such file or folder: ${ref.path}`);
+  }
   switch (ref.kind) {
     case "docker-archive":
       return openDockerArchiveSource(ref.path, ref.repoTags[0]);
