@@ -13,8 +13,8 @@ export function registerCompletion(program: Command): void {
       "after",
       `
 Examples:
-  $ source <(ecrx completion bash)                                   # this shell
   $ ecrx completion bash > ~/.local/share/bash-completion/completions/ecrx
+  $ source <(ecrx completion bash)                                   # this shell only
   $ ecrx completion zsh > "\${fpath[1]}/_ecrx"
   $ ecrx completion fish > ~/.config/fish/completions/ecrx.fish`,
     )

@@ -15,6 +15,13 @@ export function registerDemo(program: Command): void {
       "Starts a local ECR in-process, generates a small docker-archive (three uncompressed layers, about 36 MB), pushes it through the ECR API with live progress, lists the repository and inspects the image (as `ecrx ls` and `ecrx inspect` do), pulls it back into an OCI layout verifying every digest, prints the throughput and cleans up.",
     );
   outputOptions(command);
+  command.addHelpText(
+    "after",
+    `
+Examples:
+  $ ecrx demo               # bars on a terminal, then the summary
+  $ ecrx demo --json        # NDJSON steps and transfer events, then a summary`,
+  );
   command.action(async (flags: { json?: boolean; quiet?: boolean }) => {
     const mode = outputMode(flags);
     const say = (line: string) => {

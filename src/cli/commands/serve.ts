@@ -104,6 +104,14 @@ export function registerServe(program: Command): void {
       "--registry-mount",
       "let the registry API mount blobs across repositories (ECR's BLOB_MOUNTING setting)",
     )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ ecrx serve                                   # port 5000, data in a temporary folder
+  $ ecrx serve --port 0 --data ./ecr-data        # a free port; data kept across restarts
+  $ ecrx serve --faults "UploadLayerPart:lost=0.05,*:throttle=0.1" --fault-seed 7`,
+    )
     .action(async (flags: ServeFlags) => {
       const options = serveOptionsFromFlags(flags);
       const stopped = untilSignal();
