@@ -5,12 +5,16 @@ import { it } from "vitest";
 const run = promisify(execFile);
 
 function installed(tool: string): boolean {
-  try {
-    execFileSync(tool, ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
+  // Most tools answer --version; tmux knows only -V.
+  for (const flag of ["--version", "-V"]) {
+    try {
+      execFileSync(tool, [flag], { stdio: "ignore" });
+      return true;
+    } catch {
+      // try the next spelling
+    }
   }
+  return false;
 }
 
 /**
