@@ -262,6 +262,28 @@ describe.runIf(hasSkopeo && hasRegistry)("sync of 20 tags between the local ECR 
       source: { aws },
     });
     expect(part).toMatchObject({ tags: 0, copied: 0, skipped: 0, failed: 0 });
+
+    // The CLI's --tags is the same pattern.
+    const run = await runCli(
+      [
+        "sync",
+        `${ecr.registryHost}/src`,
+        `${registry.host}/filtered-cli`,
+        "--tags",
+        "v2\\..*|dev-[ab]",
+        "--json",
+      ],
+      cliEnv(),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const taken = run.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; tag?: string })
+      .filter((l) => l.type === "image")
+      .map((l) => l.tag!)
+      .sort();
+    expect(taken).toEqual(["dev-a", "dev-b", "v2.0", "v2.1", "v2.2", "v2.3", "v2.4"]);
   });
 
   it("--shard I/3 with the CLI: disjoint shards, their union is every tag, the same on a second run", async () => {
