@@ -51,7 +51,10 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    process.exitCode = reportFatal(err, { debug: argv.includes("--debug") });
+    const debugEnv = process.env.ECRX_DEBUG;
+    const debug =
+      argv.includes("--debug") || (debugEnv !== undefined && !["", "0", "false"].includes(debugEnv));
+    process.exitCode = reportFatal(err, { debug });
   }
 }
 
