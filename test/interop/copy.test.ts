@@ -340,6 +340,43 @@ describe.runIf(available)("copy between docker-registry, two local ECR servers, 
     await expectSameImage(atOpen("multi:v1"), multi.root.digest, multi.root.bytes);
   });
 
+  it("a Docker manifest list keeps its digests through the ECR API and ECR's registry endpoint", async () => {
+    const list = await buildImage({
+      format: "oci-layout",
+      dir: scratch.fresh("docker-list"),
+      mediaTypes: "docker",
+      seed: "docker-list",
+      platforms: ["linux/amd64", "linux/arm/v7"],
+      layers: [{ size: 24 * KiB, compression: "gzip" }],
+    });
+    expect(list.root.mediaType).toBe("application/vnd.docker.distribution.manifest.list.v2+json");
+    await copy(list.reference, `${open.host}/docker-list:v1`);
+    const viaApi = await copy(`${open.host}/docker-list:v1`, `${ecrA.registryHost}/docker-list:v1`, {
+      destination: { aws: awsA, createRepository: true },
+    });
+    expect(viaApi).toMatchObject({ digest: list.root.digest, mediaType: list.root.mediaType, images: 2 });
+    await expectSameImage(atA("docker-list:v1"), list.root.digest, list.root.bytes);
+
+    const viaRegistry = await copy(
+      `${ecrA.registryHost}/docker-list:v1`,
+      `${ecrB.registryHost}/docker-list:v1`,
+      {
+        source: { aws: awsA, via: "registry" },
+        destination: { aws: awsB, via: "registry", createRepository: true },
+      },
+    );
+    expect(viaRegistry.digest).toBe(list.root.digest);
+    await expectSameImage(atB("docker-list:v1"), list.root.digest, list.root.bytes);
+
+    const v7 = list.manifests.find((m) => m.platform === "linux/arm/v7")!;
+    const picked = await copy(`${ecrB.registryHost}/docker-list:v1`, `${open.host}/docker-list-v7:v1`, {
+      source: { aws: awsB },
+      platform: "linux/arm/v7",
+    });
+    expect(picked.digest).toBe(v7.digest);
+    await expectSameImage(atOpen("docker-list-v7:v1"), v7.digest, v7.bytes);
+  });
+
   it("into and out of files: oci, oci-archive, docker-archive", async () => {
     // ECR -> oci layout -> registry
     const layout = scratch.fresh("layout");
