@@ -342,3 +342,38 @@ describe("ecrx completion", () => {
     }
   });
 });
+
+describe("ecrx demo", () => {
+  it("tours push, ls, inspect and pull, and its summary agrees on one digest", async () => {
+    const demo = await runCli(["demo", "--json"], { HOME: home, ECRX_CACHE_DIR: join(home, "demo-cache") });
+    expect(demo.code, demo.stderr).toBe(0);
+    const events = demo.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const steps = events.filter((e) => e.type === "step").map((e) => String(e.message));
+    expect(steps.map((s) => s.split(" ")[0])).toEqual([
+      "local",
+      "built",
+      "pushing",
+      "listing",
+      "inspecting",
+      "pulling",
+    ]);
+    const summary = events.at(-1) as {
+      type: string;
+      digest: string;
+      verified: boolean;
+      list: { images: { digest: string; tags: string[] }[] };
+      inspect: { manifest: { digest: string }; layers: unknown[]; manifestBytes?: unknown };
+    };
+    expect(summary.type).toBe("summary");
+    expect(summary.verified).toBe(true);
+    expect(summary.list.images).toEqual([
+      expect.objectContaining({ digest: summary.digest, tags: ["latest"] }),
+    ]);
+    expect(summary.inspect.manifest.digest).toBe(summary.digest);
+    expect(summary.inspect.layers).toHaveLength(3);
+    expect(summary.inspect).not.toHaveProperty("manifestBytes");
+  });
+});
