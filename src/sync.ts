@@ -124,7 +124,11 @@ export async function sync(
       hint: "--tags REGEX (e.g. '^v1\\.') or --all-tags",
     });
   }
-  const pattern = typeof options.tags === "string" ? compile(options.tags) : options.tags;
+  // A global or sticky RegExp remembers where it stopped between test() calls: drop those flags.
+  const pattern =
+    typeof options.tags === "string"
+      ? compile(options.tags)
+      : options.tags && new RegExp(options.tags.source, options.tags.flags.replace(/[gy]/g, ""));
   const signal = options.signal;
 
   const lister = await openSource(withTag(from, "latest"), { ...options.source, signal });

@@ -239,7 +239,7 @@ export class Authenticator {
         "AUTH",
         `${where} refused ${creds === undefined ? "anonymous access" : "the credentials"} (HTTP ${answer.status})`,
         {
-          hint: `check the credentials for ${this.options.host} (the credentials option, docker login / ~/.docker/config.json)`,
+          hint: `check the credentials for ${this.options.host} (--src-creds / --dest-creds, or docker login and ~/.docker/config.json)`,
         },
       );
     }

@@ -80,7 +80,7 @@ function codeOfStatus(status: number): ErrorCode {
 function hintFor(code: ErrorCode, registryCode: string | undefined, host: string): { hint?: string } {
   if (code === "AUTH") {
     return {
-      hint: `check the credentials for ${host} (the credentials option, docker login / ~/.docker/config.json) and that they may push or pull this repository`,
+      hint: `check the credentials for ${host} (--src-creds / --dest-creds, or docker login and ~/.docker/config.json) and that they may push or pull this repository`,
     };
   }
   if (registryCode === "TOOMANYREQUESTS") {
