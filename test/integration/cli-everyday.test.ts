@@ -295,6 +295,12 @@ describe("every command", () => {
       expect(bad.code, command).toBe(EXIT_CODES.USAGE);
       expect(bad.stderr, command).toContain("unknown option '--no-such-option'");
     }
+    // A stack trace only when asked for, with --debug or ECRX_DEBUG.
+    const quiet = await runCli(["inspect", `${repo}:nope`], env());
+    expect(quiet.stderr).not.toMatch(/^\s+at /m);
+    const debug = await runCli(["inspect", `${repo}:nope`], env({ ECRX_DEBUG: "1" }));
+    expect(debug.code).toBe(EXIT_CODES.NOT_FOUND);
+    expect(debug.stderr).toMatch(/^\s+at /m);
     const unknown = await runCli(["frobnicate"], env());
     expect(unknown.code).toBe(EXIT_CODES.USAGE);
     const missing = await runCli(["tag", `${repo}:1.0`], env());

@@ -320,6 +320,14 @@ describe("login", () => {
     });
     expect(res.status).toBe(200);
 
+    const publicLogin = await loginPassword("public.ecr.aws", { aws: { ...aws, endpointUrl: server.url } });
+    expect(publicLogin).toMatchObject({
+      registry: "public.ecr.aws",
+      hosts: ["public.ecr.aws"],
+      username: "AWS",
+    });
+    expect(publicLogin.password.length).toBeGreaterThan(10);
+
     // Without a registry, the local server's registry host comes from the endpoint it answers on.
     const byDefault = await loginPassword(undefined, { aws: { ...aws, endpointUrl: server.url } });
     expect(byDefault.registry).toBe(server.registryHost);
