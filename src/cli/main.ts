@@ -58,4 +58,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `ecrx ... | head` closes our stdout early: that is the reader's choice, not an error of ours.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 await main(process.argv);
