@@ -13,7 +13,7 @@ import { registerRm } from "./commands/rm.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSync } from "./commands/sync.js";
 import { registerTag } from "./commands/tag.js";
-import { reportFatal } from "./output.js";
+import { installRedaction, reportFatal } from "./output.js";
 
 // The SDK warns on every run that its 2027 releases will need Node 22; ecrx pins SDK versions that
 // support Node 20, so the warning tells our users nothing they can act on.
@@ -64,4 +64,5 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+installRedaction(process.argv);
 await main(process.argv);

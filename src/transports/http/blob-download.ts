@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { Agent, request, type Dispatcher } from "undici";
 import { EcrxError } from "../../errors.js";
+import { redact } from "../../util/redact.js";
 import { fullJitterDelay } from "../aws/retry.js";
 
 /**
@@ -182,7 +183,7 @@ class RangeFetcher {
             : status === 404
               ? "NOT_FOUND"
               : "NETWORK",
-          `download answered HTTP ${status}${text ? `: ${firstLine(text)}` : ""}`,
+          `download answered HTTP ${status}${text ? `: ${describeBody(text)}` : ""}`,
         ),
         { statusCode: status },
       );
@@ -214,6 +215,19 @@ function checkContentRange(header: string | string[] | undefined, first: number,
   if (!match || Number(match[1]) !== first || Number(match[2]) > last) {
     throw new EcrxError("INTEGRITY", `asked for bytes ${first}-${last}, got Content-Range "${value ?? ""}"`);
   }
+}
+
+/**
+ * What an error body says, for a message. S3 answers XML whose `Code` and `Message` say it all, and
+ * whose other elements of a refused URL (`SignatureProvided`, `StringToSign`, `CanonicalRequest`)
+ * repeat the signature and credential of the URL: only Code and Message are kept. Other bodies
+ * give their first line, redacted.
+ */
+function describeBody(text: string): string {
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  if (code !== undefined) return redact(`${code}${message ? `: ${message}` : ""}`);
+  return redact(firstLine(text));
 }
 
 function firstLine(text: string): string {
