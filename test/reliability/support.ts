@@ -119,29 +119,6 @@ function observe(req: IncomingMessage, res: ServerResponse, log: Exchange[]): Ex
   return entry;
 }
 
-/** Makes `res` drop its connection once more than `bytes` of body went out (a transfer cut short). */
-export function cutAfter(
-  req: IncomingMessage,
-  res: ServerResponse,
-  bytes: number,
-  onCut: () => void = () => undefined,
-): void {
-  let sent = 0;
-  // eslint-disable-next-line @typescript-eslint/unbound-method
-  const write = res.write;
-  res.write = function (this: ServerResponse, ...args: unknown[]) {
-    if (sent > bytes) return false;
-    const chunk = args[0] as Buffer;
-    sent += chunk.length;
-    if (sent <= bytes) return write.apply(this, args as Parameters<typeof write>);
-    // The bytes written so far reach the client (the callback runs once they are flushed), then
-    // the connection dies, as with the server's own `download:lost`.
-    onCut();
-    write.call(this, chunk, () => req.socket.destroy());
-    return false;
-  } as typeof write;
-}
-
 /** The members of an UploadLayerPart request read off the start of its body. */
 export function partOf(e: Exchange): { uploadId: string; first: number; last: number } | undefined {
   if (e.operation !== "UploadLayerPart") return undefined;
