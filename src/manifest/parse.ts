@@ -175,12 +175,24 @@ export function parseImageConfig(bytes: Buffer, what = "image config"): ImageCon
   return doc;
 }
 
+/**
+ * `text` (JSON.parse's message, which quotes the input) with control characters escaped: an error
+ * stays one line, and hostile input cannot send escape sequences to the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 function parseJsonObject(bytes: Buffer, what: string): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(bytes.toString("utf8"));
   } catch (err) {
-    throw invalid(`${what} is not valid JSON (${(err as Error).message})`);
+    throw invalid(`${what} is not valid JSON (${printable((err as Error).message)})`);
   }
   if (!isObject(doc)) throw invalid(`${what} must be a JSON object`);
   return doc;

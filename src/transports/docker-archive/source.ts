@@ -5,7 +5,7 @@ import { EcrxError } from "../../errors.js";
 import { sniffCompression, SNIFF_BYTES } from "../../manifest/detect.js";
 import { sha256Digest, verifiedStream } from "../../manifest/digest.js";
 import { MediaType, layerMediaType } from "../../manifest/media-types.js";
-import { MAX_CONFIG_BYTES, parseImageConfig } from "../../manifest/parse.js";
+import { MAX_CONFIG_BYTES, parseImageConfig, printable } from "../../manifest/parse.js";
 import type { Descriptor, Digest, ImageManifest, RawManifest } from "../../manifest/types.js";
 import { formatName, parseRemoteReference } from "../../reference/reference.js";
 import { openTarTree, type FileTree } from "../../util/file-tree.js";
@@ -167,7 +167,7 @@ async function readManifestJson(tree: FileTree): Promise<DockerArchiveEntry[]> {
   } catch (err) {
     throw new EcrxError(
       "INVALID_INPUT",
-      `${tree.location}: manifest.json is not valid JSON (${(err as Error).message})`,
+      `${tree.location}: manifest.json is not valid JSON (${printable((err as Error).message)})`,
     );
   }
   const valid =
