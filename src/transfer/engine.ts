@@ -15,6 +15,7 @@ import { compressor, decompressor } from "./compression.js";
 import type { TransferEvent, TransferListener } from "./events.js";
 import { loadImageGraph, type ImageGraph, type ImageNode } from "./graph.js";
 import { fullJitterDelay } from "../transports/aws/retry.js";
+import { decompressionLimit, ExpansionLimit } from "../util/expansion-limit.js";
 
 /**
  * What happens to layer compression on the way:
@@ -320,7 +321,10 @@ async function sendBlob(
         what: `blob ${job.source.digest} of ${source.reference}`,
         ...(job.transform.kind === "copy" ? {} : { onBytes: count }),
       });
-      body = job.transform.kind === "copy" ? verified : withStage(verified, job.transform, options.gzipLevel);
+      body =
+        job.transform.kind === "copy"
+          ? verified
+          : withStage(verified, job.transform, job.source, options.gzipLevel);
       const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
       signal.addEventListener("abort", abort, { once: true });
       let result: Descriptor;
@@ -387,14 +391,19 @@ function describeTransform(t: Transform): string {
 function withStage(
   input: Readable,
   transform: Exclude<Transform, { kind: "copy" }>,
+  source: Descriptor,
   gzipLevel?: number,
 ): Readable {
-  const stage =
-    transform.kind === "compress"
-      ? compressor(transform.to, gzipLevel === undefined ? {} : { gzipLevel })
-      : decompressor(transform.from);
-  // pipeline carries an error of either side to the other, and destroys both.
-  return pipeline(input, stage, () => undefined);
+  // pipeline carries an error of any stage to the others, and destroys them all.
+  if (transform.kind === "compress") {
+    return pipeline(
+      input,
+      compressor(transform.to, gzipLevel === undefined ? {} : { gzipLevel }),
+      () => undefined,
+    );
+  }
+  const limit = new ExpansionLimit(decompressionLimit(source.size), `layer ${source.digest}`);
+  return pipeline(input, decompressor(transform.from), limit, () => undefined);
 }
 
 function toPut(job: BlobJob): BlobToPut {

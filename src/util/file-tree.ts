@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import zstd from "zstd-napi";
 import { EcrxError } from "../errors.js";
+import { decompressionLimit, ExpansionLimit } from "./expansion-limit.js";
 import { sniffFileCompression } from "../manifest/detect.js";
 import { readFileRange } from "./fs.js";
 import { indexTar, normalizeMemberName, resolveMember, type TarIndex } from "./tar.js";
@@ -84,12 +85,16 @@ export async function openTarTree(path: string): Promise<FileTree> {
   try {
     const plain = join(scratch, "archive.tar");
     const decompress = compression === "gzip" ? createGunzip() : new zstd.DecompressStream();
-    await pipeline(createReadStream(path), decompress, createWriteStream(plain)).catch((err: unknown) => {
-      throw new EcrxError(
-        "INVALID_INPUT",
-        `${path} could not be decompressed (${compression}): ${(err as Error).message}`,
-      );
-    });
+    const limit = new ExpansionLimit(decompressionLimit((await stat(path)).size), path);
+    await pipeline(createReadStream(path), decompress, limit, createWriteStream(plain)).catch(
+      (err: unknown) => {
+        if (err instanceof EcrxError) throw err;
+        throw new EcrxError(
+          "INVALID_INPUT",
+          `${path} could not be decompressed (${compression}): ${(err as Error).message}`,
+        );
+      },
+    );
     return tarTree(await indexTar(plain), path, removeScratch);
   } catch (err) {
     await removeScratch();
