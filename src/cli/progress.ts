@@ -1,5 +1,6 @@
 import cliProgress from "cli-progress";
 import type { TransferEvent } from "../transfer/events.js";
+import { withInterrupt } from "./common.js";
 import { formatBytes, formatRate, shortDigest } from "./format.js";
 
 export type OutputMode = "tty" | "plain" | "json" | "quiet";
@@ -212,4 +213,49 @@ class BarRenderer implements ProgressRenderer {
     this.multibar.update();
     this.multibar.stop();
   }
+}
+
+/** How a finished transfer is told: a line for people (stderr) and what scripts read (stdout). */
+export interface TransferReport {
+  summary: string;
+  stdout: string;
+}
+
+/**
+ * Runs one transfer command with the output its flags ask for: progress while it runs (bars,
+ * lines, NDJSON or nothing), then with --json one `summary` object on stdout, else the summary
+ * line on stderr (not with --quiet) and the result's name on stdout. Ctrl-C aborts it (exit 130).
+ */
+export async function runTransfer<R extends object>(
+  flags: { json?: boolean; quiet?: boolean },
+  label: string,
+  work: (onEvent: (event: TransferEvent) => void, signal: AbortSignal) => Promise<R>,
+  report: (result: R) => TransferReport,
+): Promise<R> {
+  const mode = outputMode(flags);
+  const renderer = createRenderer(mode, label);
+  const result = await withInterrupt((signal) => work((event) => renderer.onEvent(event), signal)).finally(
+    () => renderer.finish(),
+  );
+  if (mode === "json") {
+    process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
+    return result;
+  }
+  const { summary, stdout } = report(result);
+  if (mode !== "quiet") process.stderr.write(`${summary}\n`);
+  process.stdout.write(`${stdout}\n`);
+  return result;
+}
+
+/** `N blob(s) sent, X at Y MB/s, M already there, S s`: the figures every transfer reports. */
+export function transferFigures(result: {
+  blobsSent: number;
+  bytesSent: number;
+  blobsSkipped: number;
+  seconds: number;
+}): string {
+  return (
+    `${result.blobsSent} blob(s) sent, ${formatBytes(result.bytesSent)} at ${formatRate(result.bytesSent, result.seconds)}, ` +
+    `${result.blobsSkipped} already there, ${result.seconds.toFixed(1)} s`
+  );
 }

@@ -3,16 +3,8 @@ import { copy } from "../../copy.js";
 import type { CompressionMode } from "../../transfer/engine.js";
 import type { RegistryCredentials } from "../../transports/registry/credentials.js";
 import type { SideOptions } from "../../transports/resolve.js";
-import {
-  addAwsOptions,
-  awsOptionsFrom,
-  concurrencyOption,
-  outputOptions,
-  sizeArgument,
-  withInterrupt,
-} from "../common.js";
-import { formatBytes, formatRate } from "../format.js";
-import { createRenderer, outputMode } from "../progress.js";
+import { addAwsOptions, awsOptionsFrom, concurrencyOption, outputOptions, sizeArgument } from "../common.js";
+import { runTransfer, transferFigures } from "../progress.js";
 
 interface SideFlags {
   profile?: string;
@@ -137,36 +129,29 @@ Examples:
   );
   command.action(async (source: string, destination: string, raw: Record<string, unknown>) => {
     const flags = raw as unknown as CopyFlags;
-    const mode = outputMode(flags);
-    const renderer = createRenderer(mode, "copy");
-    const result = await withInterrupt((signal) =>
-      copy(source, destination, {
-        source: sideOptions(sideFlags(raw, "src"), flags.via),
-        destination: {
-          ...sideOptions(sideFlags(raw, "dest"), flags.via),
-          createRepository: flags.createRepo ?? false,
-          immutable: flags.immutable ?? false,
-          ...(flags.partSize === undefined ? {} : { partSize: flags.partSize }),
-        },
-        compression: flags.compression,
-        tags: flags.tag,
-        onEvent: (event) => renderer.onEvent(event),
-        signal,
-        ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
-        ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+    await runTransfer(
+      flags,
+      "copy",
+      (onEvent, signal) =>
+        copy(source, destination, {
+          source: sideOptions(sideFlags(raw, "src"), flags.via),
+          destination: {
+            ...sideOptions(sideFlags(raw, "dest"), flags.via),
+            createRepository: flags.createRepo ?? false,
+            immutable: flags.immutable ?? false,
+            ...(flags.partSize === undefined ? {} : { partSize: flags.partSize }),
+          },
+          compression: flags.compression,
+          tags: flags.tag,
+          onEvent,
+          signal,
+          ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+          ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+        }),
+      (result) => ({
+        summary: `copied ${result.source} to ${result.destination} (${result.digest}): ${transferFigures(result)}`,
+        stdout: `${result.destination}@${result.digest}`,
       }),
-    ).finally(() => renderer.finish());
-    if (mode === "json") {
-      process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
-      return;
-    }
-    if (mode !== "quiet") {
-      process.stderr.write(
-        `copied ${result.source} to ${result.destination} (${result.digest}): ${result.blobsSent} blob(s) sent, ` +
-          `${formatBytes(result.bytesSent)} at ${formatRate(result.bytesSent, result.seconds)}, ` +
-          `${result.blobsSkipped} already there, ${result.seconds.toFixed(1)} s\n`,
-      );
-    }
-    process.stdout.write(`${result.destination}@${result.digest}\n`);
+    );
   });
 }

@@ -1,15 +1,7 @@
 import type { Command } from "commander";
 import { pull } from "../../pull.js";
-import {
-  addAwsOptions,
-  awsOptionsFrom,
-  concurrencyOption,
-  outputOptions,
-  withInterrupt,
-  type AwsFlags,
-} from "../common.js";
-import { formatBytes, formatRate } from "../format.js";
-import { createRenderer, outputMode } from "../progress.js";
+import { addAwsOptions, awsOptionsFrom, concurrencyOption, outputOptions, type AwsFlags } from "../common.js";
+import { runTransfer, transferFigures } from "../progress.js";
 
 interface PullFlags extends AwsFlags {
   platform?: string;
@@ -45,29 +37,22 @@ Examples:
   $ docker load -i app.tar`,
   );
   command.action(async (source: string, destination: string, flags: PullFlags) => {
-    const mode = outputMode(flags);
-    const renderer = createRenderer(mode, "pull");
-    const result = await withInterrupt((signal) =>
-      pull(source, destination, {
-        aws: awsOptionsFrom(flags),
-        allPlatforms: flags.allPlatforms ?? false,
-        onEvent: (event) => renderer.onEvent(event),
-        signal,
-        ...(flags.platform === undefined ? {} : { platform: flags.platform }),
-        ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+    await runTransfer(
+      flags,
+      "pull",
+      (onEvent, signal) =>
+        pull(source, destination, {
+          aws: awsOptionsFrom(flags),
+          allPlatforms: flags.allPlatforms ?? false,
+          onEvent,
+          signal,
+          ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+          ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+        }),
+      (result) => ({
+        summary: `pulled ${result.digest} into ${result.destination}: ${transferFigures(result)}`,
+        stdout: result.destination,
       }),
-    ).finally(() => renderer.finish());
-    if (mode === "json") {
-      process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
-      return;
-    }
-    if (mode !== "quiet") {
-      process.stderr.write(
-        `pulled ${result.digest} into ${result.destination}: ${result.blobsSent} blob(s), ` +
-          `${formatBytes(result.bytesSent)} at ${formatRate(result.bytesSent, result.seconds)}, ` +
-          `${result.blobsSkipped} already there, ${result.seconds.toFixed(1)} s\n`,
-      );
-    }
-    process.stdout.write(`${result.destination}\n`);
+    );
   });
 }

@@ -6,11 +6,9 @@ import {
   concurrencyOption,
   outputOptions,
   sizeArgument,
-  withInterrupt,
   type AwsFlags,
 } from "../common.js";
-import { formatBytes, formatRate } from "../format.js";
-import { createRenderer, outputMode } from "../progress.js";
+import { runTransfer, transferFigures } from "../progress.js";
 import type { CompressionMode } from "../../transfer/engine.js";
 
 interface PushFlags extends AwsFlags {
@@ -72,33 +70,26 @@ Examples:
   $ ecrx push app.tar public.ecr.aws/my-alias/app:1.4 --json`,
   );
   command.action(async (source: string, destination: string, flags: PushFlags) => {
-    const mode = outputMode(flags);
-    const renderer = createRenderer(mode, "push");
-    const result = await withInterrupt((signal) =>
-      push(source, destination, {
-        aws: awsOptionsFrom(flags),
-        createRepository: flags.createRepo ?? false,
-        immutable: flags.immutable ?? false,
-        compression: flags.compression,
-        tags: flags.tag,
-        onEvent: (event) => renderer.onEvent(event),
-        signal,
-        ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
-        ...(flags.partSize === undefined ? {} : { partSize: flags.partSize }),
-        ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+    await runTransfer(
+      flags,
+      "push",
+      (onEvent, signal) =>
+        push(source, destination, {
+          aws: awsOptionsFrom(flags),
+          createRepository: flags.createRepo ?? false,
+          immutable: flags.immutable ?? false,
+          compression: flags.compression,
+          tags: flags.tag,
+          onEvent,
+          signal,
+          ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+          ...(flags.partSize === undefined ? {} : { partSize: flags.partSize }),
+          ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+        }),
+      (result) => ({
+        summary: `pushed ${result.repository}@${result.digest}${result.tags.length ? ` (${result.tags.join(", ")})` : ""}: ${transferFigures(result)}`,
+        stdout: `${result.repository}@${result.digest}`,
       }),
-    ).finally(() => renderer.finish());
-    if (mode === "json") {
-      process.stdout.write(`${JSON.stringify({ type: "summary", ...result })}\n`);
-      return;
-    }
-    if (mode !== "quiet") {
-      process.stderr.write(
-        `pushed ${result.repository}@${result.digest}${result.tags.length ? ` (${result.tags.join(", ")})` : ""}: ` +
-          `${result.blobsSent} blob(s) sent, ${formatBytes(result.bytesSent)} at ${formatRate(result.bytesSent, result.seconds)}, ` +
-          `${result.blobsSkipped} skipped, ${result.seconds.toFixed(1)} s\n`,
-      );
-    }
-    process.stdout.write(`${result.repository}@${result.digest}\n`);
+    );
   });
 }
