@@ -14,15 +14,18 @@ import { EcrxError } from "../../errors.js";
 import { MiB } from "../../transfer/part-size.js";
 import { callObserverPlugin, sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
 import {
+  initiatedUpload,
   layerAvailability,
   prepareLayerPart,
+  putImageInput,
+  uploadLayerPartInput,
   type EcrApi,
   type PreparedLayerPart,
   type LayerAvailability,
   type RepositoryInfo,
 } from "../ecr/api.js";
 import { exceptionName } from "../ecr/errors.js";
-import { layerPartBodyPlugin, withPreparedBody } from "../ecr/part-body.js";
+import { layerPartBodyPlugin } from "../ecr/part-body.js";
 
 /** ECR Public's API lives in us-east-1 only (ecr-spec.md section 6). */
 export const ECR_PUBLIC_REGION = "us-east-1";
@@ -109,9 +112,7 @@ export class PublicEcrApi implements EcrApi {
   }
 
   async initiateLayerUpload(): Promise<{ uploadId: string; partSize: number | undefined }> {
-    const out = await this.client.send(new InitiateLayerUploadCommand(this.ids));
-    if (!out.uploadId) throw new Error("InitiateLayerUpload returned no uploadId");
-    return { uploadId: out.uploadId, partSize: out.partSize };
+    return initiatedUpload(await this.client.send(new InitiateLayerUploadCommand(this.ids)));
   }
 
   prepareLayerPart(
@@ -124,14 +125,7 @@ export class PublicEcrApi implements EcrApi {
   }
 
   async uploadLayerPart(part: PreparedLayerPart): Promise<number> {
-    const input = {
-      ...this.ids,
-      uploadId: part.uploadId,
-      partFirstByte: part.firstByte,
-      partLastByte: part.lastByte,
-      layerPartBlob: part.blob,
-    };
-    const out = await this.client.send(new UploadLayerPartCommand(withPreparedBody(input, part.body)));
+    const out = await this.client.send(new UploadLayerPartCommand(uploadLayerPartInput(this.ids, part)));
     return out.lastByteReceived ?? part.lastByte;
   }
 
@@ -147,15 +141,7 @@ export class PublicEcrApi implements EcrApi {
     mediaType: string,
     options: { tag?: string; digest?: string },
   ): Promise<void> {
-    await this.client.send(
-      new PutImageCommand({
-        ...this.ids,
-        imageManifest: manifest,
-        imageManifestMediaType: mediaType,
-        ...(options.tag === undefined ? {} : { imageTag: options.tag }),
-        ...(options.digest === undefined ? {} : { imageDigest: options.digest }),
-      }),
-    );
+    await this.client.send(new PutImageCommand(putImageInput(this.ids, manifest, mediaType, options)));
   }
 
   async digestOfTag(tag: string): Promise<string | undefined> {

@@ -3,7 +3,7 @@
  * and ECR Public (same operations, different clients, limits and identifiers) share one
  * implementation of the upload protocol.
  */
-import { prepareLayerPartBody, type PreparedPartBody } from "./part-body.js";
+import { prepareLayerPartBody, withPreparedBody, type PreparedPartBody } from "./part-body.js";
 
 export interface PreparedLayerPart {
   uploadId: string;
@@ -106,4 +106,46 @@ export function prepareLayerPart(
   const lastByte = firstByte + blob.length - 1;
   const members = { ...ids, uploadId, partFirstByte: firstByte, partLastByte: lastByte };
   return { uploadId, firstByte, lastByte, blob, body: prepareLayerPartBody(members, blob, allocate) };
+}
+
+/*
+ * The requests and answers below have the same members in ECR's and ECR Public's APIs: built and
+ * read here once, each adapter only wraps them in its own SDK's command.
+ */
+type RepositoryIds = { registryId?: string | undefined; repositoryName: string };
+
+/** UploadLayerPart's input, carrying the prepared body (see part-body.ts). */
+export function uploadLayerPartInput(ids: RepositoryIds, part: PreparedLayerPart) {
+  const input = {
+    ...ids,
+    uploadId: part.uploadId,
+    partFirstByte: part.firstByte,
+    partLastByte: part.lastByte,
+    layerPartBlob: part.blob,
+  };
+  return withPreparedBody(input, part.body);
+}
+
+export function putImageInput(
+  ids: RepositoryIds,
+  manifest: string,
+  mediaType: string,
+  options: { tag?: string; digest?: string },
+) {
+  return {
+    ...ids,
+    imageManifest: manifest,
+    imageManifestMediaType: mediaType,
+    ...(options.tag === undefined ? {} : { imageTag: options.tag }),
+    ...(options.digest === undefined ? {} : { imageDigest: options.digest }),
+  };
+}
+
+/** InitiateLayerUpload's answer; an answer without an uploadId is the registry's bug. */
+export function initiatedUpload(out: { uploadId?: string | undefined; partSize?: number | undefined }): {
+  uploadId: string;
+  partSize: number | undefined;
+} {
+  if (!out.uploadId) throw new Error("InitiateLayerUpload returned no uploadId");
+  return { uploadId: out.uploadId, partSize: out.partSize };
 }

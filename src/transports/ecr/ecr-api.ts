@@ -13,15 +13,18 @@ import { MANIFEST_TYPES } from "../../manifest/media-types.js";
 import { MiB } from "../../transfer/part-size.js";
 import { callObserverPlugin, sdkClientConfig, type AwsOptions } from "../aws/client-config.js";
 import {
+  initiatedUpload,
   layerAvailability,
   prepareLayerPart,
+  putImageInput,
+  uploadLayerPartInput,
   type EcrApi,
   type PreparedLayerPart,
   type LayerAvailability,
   type RepositoryInfo,
 } from "./api.js";
 import { exceptionName } from "./errors.js";
-import { layerPartBodyPlugin, withPreparedBody } from "./part-body.js";
+import { layerPartBodyPlugin } from "./part-body.js";
 
 export interface EcrRepositoryAddress {
   registryId: string;
@@ -93,9 +96,7 @@ export class PrivateEcrApi implements EcrApi {
   }
 
   async initiateLayerUpload(): Promise<{ uploadId: string; partSize: number | undefined }> {
-    const out = await this.client.send(new InitiateLayerUploadCommand(this.ids));
-    if (!out.uploadId) throw new Error("InitiateLayerUpload returned no uploadId");
-    return { uploadId: out.uploadId, partSize: out.partSize };
+    return initiatedUpload(await this.client.send(new InitiateLayerUploadCommand(this.ids)));
   }
 
   prepareLayerPart(
@@ -108,14 +109,7 @@ export class PrivateEcrApi implements EcrApi {
   }
 
   async uploadLayerPart(part: PreparedLayerPart): Promise<number> {
-    const input = {
-      ...this.ids,
-      uploadId: part.uploadId,
-      partFirstByte: part.firstByte,
-      partLastByte: part.lastByte,
-      layerPartBlob: part.blob,
-    };
-    const out = await this.client.send(new UploadLayerPartCommand(withPreparedBody(input, part.body)));
+    const out = await this.client.send(new UploadLayerPartCommand(uploadLayerPartInput(this.ids, part)));
     return out.lastByteReceived ?? part.lastByte;
   }
 
@@ -131,15 +125,7 @@ export class PrivateEcrApi implements EcrApi {
     mediaType: string,
     options: { tag?: string; digest?: string },
   ): Promise<void> {
-    await this.client.send(
-      new PutImageCommand({
-        ...this.ids,
-        imageManifest: manifest,
-        imageManifestMediaType: mediaType,
-        ...(options.tag === undefined ? {} : { imageTag: options.tag }),
-        ...(options.digest === undefined ? {} : { imageDigest: options.digest }),
-      }),
-    );
+    await this.client.send(new PutImageCommand(putImageInput(this.ids, manifest, mediaType, options)));
   }
 
   async digestOfTag(tag: string): Promise<string | undefined> {
