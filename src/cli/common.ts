@@ -1,7 +1,21 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { EcrxError } from "../errors.js";
 import type { AwsOptions } from "../transports/aws/client-config.js";
+import type { CompressionMode } from "../transfer/engine.js";
 import { parseSize } from "../transfer/part-size.js";
+
+/** The flags push and copy share, as commander gives them. */
+export interface TransferFlags {
+  createRepo?: boolean;
+  immutable?: boolean;
+  concurrency?: number;
+  partSize?: number;
+  compression: CompressionMode;
+  platform?: string;
+  tag: string[];
+  json?: boolean;
+  quiet?: boolean;
+}
 
 /** Options every command that talks to AWS shares. */
 export interface AwsFlags {

@@ -1,9 +1,15 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { copy } from "../../copy.js";
-import type { CompressionMode } from "../../transfer/engine.js";
 import type { RegistryCredentials } from "../../transports/registry/credentials.js";
 import type { SideOptions } from "../../transports/resolve.js";
-import { addAwsOptions, awsOptionsFrom, concurrencyOption, outputOptions, sizeArgument } from "../common.js";
+import {
+  addAwsOptions,
+  awsOptionsFrom,
+  concurrencyOption,
+  outputOptions,
+  sizeArgument,
+  type TransferFlags,
+} from "../common.js";
 import { runTransfer, transferFigures } from "../progress.js";
 
 interface SideFlags {
@@ -14,19 +20,9 @@ interface SideFlags {
   insecure?: boolean;
 }
 
-interface CopyFlags {
-  src: SideFlags;
-  dest: SideFlags;
+/** The per-side flags (`--src-*`, `--dest-*`) are read from the raw options by sideFlags. */
+interface CopyFlags extends TransferFlags {
   via: "api" | "registry";
-  createRepo?: boolean;
-  immutable?: boolean;
-  concurrency?: number;
-  partSize?: number;
-  compression: CompressionMode;
-  platform?: string;
-  tag: string[];
-  json?: boolean;
-  quiet?: boolean;
 }
 
 /** `USER:PASSWORD` as skopeo's --src-creds takes it; a bare token (no colon) is a bearer token. */

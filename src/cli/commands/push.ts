@@ -7,21 +7,11 @@ import {
   outputOptions,
   sizeArgument,
   type AwsFlags,
+  type TransferFlags,
 } from "../common.js";
 import { runTransfer, transferFigures } from "../progress.js";
-import type { CompressionMode } from "../../transfer/engine.js";
 
-interface PushFlags extends AwsFlags {
-  createRepo?: boolean;
-  immutable?: boolean;
-  concurrency?: number;
-  partSize?: number;
-  compression: CompressionMode;
-  platform?: string;
-  tag: string[];
-  json?: boolean;
-  quiet?: boolean;
-}
+type PushFlags = AwsFlags & TransferFlags;
 
 export function registerPush(program: Command): void {
   const command = program
