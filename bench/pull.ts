@@ -16,7 +16,7 @@ import { buildBenchLayout } from "../src/bench/layout.js";
 import { startLocalServer } from "../src/bench/local-server.js";
 import { median } from "../src/bench/stats.js";
 import { pull } from "../src/pull.js";
-import { ECRX, ROOT, measure } from "./lib/processes.js";
+import { clientRow, ECRX, ROOT, measure, type ClientRow } from "./lib/processes.js";
 
 const MiB = 1024 * 1024;
 const SCENARIOS: Record<string, number[]> = {
@@ -42,8 +42,7 @@ const env = {
   ECRX_CACHE_DIR: join(work, "cache"),
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
-const rows: { client: string; scenario: string; mbps: number; cpuSecondsPerGiB: number; maxRssMB: number }[] =
-  [];
+const rows: ClientRow[] = [];
 const sweep: { rangeSize: number; parallel: number; mbps: number }[] = [];
 try {
   for (const scenario of scenarios) {
@@ -69,7 +68,6 @@ try {
     );
     if (pushed.code !== 0) throw new Error(`push failed: ${pushed.stderr}`);
     await rm(layout.path, { recursive: true, force: true });
-    const gib = layout.bytes / 1024 ** 3;
     for (let run = 0; run <= runs; run++) {
       const out = join(work, `out-${scenario}-${run}`);
       const ecrx = await measure(
@@ -95,20 +93,8 @@ try {
       const base = JSON.parse(baseline.stdout.trim()) as { seconds: number };
       if (run === 0) continue; // warm-up
       rows.push(
-        {
-          client: "ecrx",
-          scenario,
-          mbps: layout.bytes / 1e6 / summary.seconds,
-          cpuSecondsPerGiB: (ecrx.userSeconds + ecrx.systemSeconds) / gib,
-          maxRssMB: ecrx.maxRssBytes / 1e6,
-        },
-        {
-          client: "baseline",
-          scenario,
-          mbps: layout.bytes / 1e6 / base.seconds,
-          cpuSecondsPerGiB: (baseline.userSeconds + baseline.systemSeconds) / gib,
-          maxRssMB: baseline.maxRssBytes / 1e6,
-        },
+        clientRow("ecrx", scenario, layout.bytes, summary.seconds, ecrx),
+        clientRow("baseline", scenario, layout.bytes, base.seconds, baseline),
       );
       process.stderr.write(
         `${scenario} run ${run}: ecrx ${rows.at(-2)!.mbps.toFixed(0)} MB/s, baseline ${rows.at(-1)!.mbps.toFixed(0)} MB/s\n`,

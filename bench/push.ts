@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { buildBenchLayout } from "../src/bench/layout.js";
 import { startLocalServer } from "../src/bench/local-server.js";
 import { median } from "../src/bench/stats.js";
-import { ECRX, ROOT, measure } from "./lib/processes.js";
+import { clientRow, ECRX, ROOT, measure, type ClientRow } from "./lib/processes.js";
 
 const MiB = 1024 * 1024;
 const SCENARIOS: Record<string, number[]> = {
@@ -30,19 +30,11 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const scenarios = values.scenario ?? Object.keys(SCENARIOS);
 
-interface Row {
-  client: string;
-  scenario: string;
-  mbps: number;
-  cpuSecondsPerGiB: number;
-  maxRssMB: number;
-}
-
 const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
 const server = await startLocalServer({ cli: ECRX });
 // A new seed for each run of each invocation: every push finds its blobs missing.
 const seed = Date.now() % 2 ** 30;
-const rows: Row[] = [];
+const rows: ClientRow[] = [];
 try {
   for (const scenario of scenarios) {
     const sizes = SCENARIOS[scenario];
@@ -54,7 +46,6 @@ try {
         seed: seed + scenarios.indexOf(scenario) * 1000 + run,
       });
       const env = { ...process.env, ...server.env, ECRX_CACHE_DIR: join(work, "cache") };
-      const gib = layout.bytes / 1024 ** 3;
 
       const ecrx = await measure(
         "node",
@@ -91,20 +82,10 @@ try {
       const base = JSON.parse(baseline.stdout.trim()) as { seconds: number; bytes: number };
       await rm(layout.path, { recursive: true, force: true });
       if (run === 0) continue;
-      rows.push({
-        client: "ecrx",
-        scenario,
-        mbps: layout.bytes / 1e6 / summary.seconds,
-        cpuSecondsPerGiB: (ecrx.userSeconds + ecrx.systemSeconds) / gib,
-        maxRssMB: ecrx.maxRssBytes / 1e6,
-      });
-      rows.push({
-        client: "baseline",
-        scenario,
-        mbps: layout.bytes / 1e6 / base.seconds,
-        cpuSecondsPerGiB: (baseline.userSeconds + baseline.systemSeconds) / gib,
-        maxRssMB: baseline.maxRssBytes / 1e6,
-      });
+      rows.push(
+        clientRow("ecrx", scenario, layout.bytes, summary.seconds, ecrx),
+        clientRow("baseline", scenario, layout.bytes, base.seconds, baseline),
+      );
       process.stderr.write(
         `${scenario} run ${run}: ecrx ${rows.at(-2)!.mbps.toFixed(0)} MB/s, baseline ${rows.at(-1)!.mbps.toFixed(0)} MB/s\n`,
       );
@@ -116,7 +97,7 @@ try {
 }
 
 const summary = scenarios.map((scenario) => {
-  const of = (client: string, key: keyof Row) =>
+  const of = (client: string, key: keyof ClientRow) =>
     median(rows.filter((r) => r.client === client && r.scenario === scenario).map((r) => r[key] as number));
   return {
     scenario,

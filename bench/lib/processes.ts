@@ -39,3 +39,28 @@ export async function measure(
     maxRssBytes: rssKb! * 1024,
   };
 }
+
+/** One client's figures for one run: MB/s over its own transfer time, CPU and RSS of its process. */
+export interface ClientRow {
+  client: string;
+  scenario: string;
+  mbps: number;
+  cpuSecondsPerGiB: number;
+  maxRssMB: number;
+}
+
+export function clientRow(
+  client: string,
+  scenario: string,
+  bytes: number,
+  transferSeconds: number,
+  measured: Measured,
+): ClientRow {
+  return {
+    client,
+    scenario,
+    mbps: bytes / 1e6 / transferSeconds,
+    cpuSecondsPerGiB: (measured.userSeconds + measured.systemSeconds) / (bytes / 1024 ** 3),
+    maxRssMB: measured.maxRssBytes / 1e6,
+  };
+}
