@@ -19,6 +19,8 @@ export interface PushOptions {
   concurrency?: number;
   /** UploadLayerPart size in bytes, 5..20 MiB. Default 10 MiB. */
   partSize?: number;
+  /** UploadLayerPart requests prepared ahead of the one in flight, 0..4. Default 1. */
+  readAhead?: number;
   /** Default `gzip`: uncompressed layers (docker save's) are compressed on the way. */
   compression?: CompressionMode;
   /** Push only this platform of a multi-platform source (`linux/arm64`). Default: all. */
@@ -63,6 +65,7 @@ export async function push(
     const dest = await openDestination(destRef, {
       aws: options.aws,
       partSize: options.partSize,
+      readAhead: options.readAhead,
       createRepository: options.createRepository,
       immutable: options.immutable,
       signal: options.signal,

@@ -41,6 +41,8 @@ export interface DestinationOptions extends SideOptions {
   immutable?: boolean | undefined;
   /** ECR: UploadLayerPart size. */
   partSize?: number | undefined;
+  /** ECR: UploadLayerPart requests prepared ahead of the one in flight. */
+  readAhead?: number | undefined;
   /** Registries: a repository of the same registry to mount blobs from. */
   mountFrom?: string | undefined;
 }
@@ -85,6 +87,7 @@ export async function openDestination(
       const api = await openEcrApi(ref, options.aws ?? {});
       const destination = new EcrDestination(api, formatReference(ref), {
         partSize: options.partSize,
+        readAhead: options.readAhead,
         createRepository: options.createRepository,
         immutable: options.immutable,
         signal: options.signal,

@@ -10,6 +10,8 @@ import { uploadLayer } from "./layer-upload.js";
 export interface EcrDestinationOptions {
   /** Requested UploadLayerPart size in bytes; default 10 MiB (see transfer/part-size.ts). */
   partSize?: number | undefined;
+  /** UploadLayerPart requests prepared ahead of the one in flight; default 1. */
+  readAhead?: number | undefined;
   /** Create the repository when it does not exist. Default false: a missing repository is an error. */
   createRepository?: boolean | undefined;
   /** With createRepository: make it IMMUTABLE. Default false. */
@@ -91,6 +93,7 @@ export class EcrDestination implements ImageDestination {
       digest: blob.digest,
       sizeHint: blob.size,
       partSize: this.options.partSize,
+      readAhead: this.options.readAhead,
       progress,
       signal: this.options.signal,
     });

@@ -15,12 +15,21 @@ export interface LayerUploadOptions {
   sizeHint: number;
   /** Requested part size; grown when the layer would need too many parts. */
   partSize: number | undefined;
+  /** Parts read, hashed and encoded ahead of the one in flight; default 1 (see READ_AHEAD). */
+  readAhead?: number | undefined;
   progress: ProgressFn;
   signal?: AbortSignal | undefined;
 }
 
 /** How many times one part is resumed after InvalidLayerPartException before giving up. */
 const MAX_PART_RESUMES = 5;
+
+/**
+ * Parts prepared ahead of the one in flight. One is enough: preparing a 10 MiB part (read, sha256,
+ * base64, SigV4 hash) takes ~30 ms, sending it takes longer on any link, and a deeper queue only
+ * holds more memory (bench/README.md, "read-ahead").
+ */
+export const READ_AHEAD = { default: 1, max: 4 };
 
 /**
  * Uploads one blob through ECR's layer-upload protocol:
@@ -32,7 +41,7 @@ const MAX_PART_RESUMES = 5;
  * InvalidLayerPartException carrying `lastValidByteReceived`: the upload goes on from the byte
  * after it, never from byte 0 (ecr-spec.md section 3).
  *
- * Memory: two parts (the one in flight and the one read ahead) plus the request body.
+ * Memory: 1 + readAhead parts and their request bodies.
  */
 export async function uploadLayer(
   api: EcrApi,
@@ -40,7 +49,15 @@ export async function uploadLayer(
   options: LayerUploadOptions,
 ): Promise<{ digest: string; size: number }> {
   const partSize = choosePartSize(options.sizeHint, api.limits.maxParts, options.partSize);
-  const pool = new BufferPool();
+  const readAhead = options.readAhead ?? READ_AHEAD.default;
+  if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > READ_AHEAD.max) {
+    throw new EcrxError(
+      "USAGE",
+      `read-ahead ${readAhead} is not a whole number of parts in 0..${READ_AHEAD.max}`,
+    );
+  }
+  // A part and its request body for the one in flight and each one prepared.
+  const pool = new BufferPool(2 * (readAhead + 1));
   const allocate = (size: number) => pool.take(size);
   const reader = new PartReader(body, partSize, allocate);
   const hash: Hash | undefined = options.digest === undefined ? createHash("sha256") : undefined;
@@ -54,8 +71,9 @@ export async function uploadLayer(
 
   let offset = 0;
   let parts = 0;
-  // Read ahead: the next part is read, hashed and built into its request while this one is on
-  // the wire, so the registry's time per part is not added to ours.
+  // Read ahead: the next parts are read, hashed and built into their requests while this one is
+  // on the wire, so the registry's time per part is not added to ours. Preparations run one after
+  // another (the reader and the hash are sequential), each chained to the one before.
   let nextOffset = 0;
   const prepareNext = async (): Promise<PreparedLayerPart | undefined> => {
     const blob = await reader.next();
@@ -65,14 +83,21 @@ export async function uploadLayer(
     nextOffset += blob.length;
     return part;
   };
+  const ahead: Promise<PreparedLayerPart | undefined>[] = [];
+  let last: Promise<unknown> = Promise.resolve();
+  const schedule = (): void => {
+    const next = last.then(prepareNext);
+    // A rejected preparation is awaited in its loop turn; do not let it go unhandled meanwhile.
+    next.catch(() => undefined);
+    last = next;
+    ahead.push(next);
+  };
   try {
-    let pending = prepareNext();
     for (;;) {
-      const part = await pending;
+      if (ahead.length === 0) schedule();
+      const part = await ahead.shift()!;
       if (part === undefined) break;
-      pending = prepareNext();
-      // A rejected read-ahead is awaited in the next loop turn; do not let it go unhandled meanwhile.
-      pending.catch(() => undefined);
+      while (ahead.length < readAhead) schedule();
       options.signal?.throwIfAborted();
       parts += 1;
       if (parts > api.limits.maxParts) {

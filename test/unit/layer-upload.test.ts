@@ -1,0 +1,109 @@
+import { createHash, randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { EcrApi, PreparedLayerPart } from "../../src/transports/ecr/api.js";
+import { uploadLayer } from "../../src/transports/ecr/layer-upload.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * An EcrApi that records, in order, when each part was prepared and when each send started and
+ * ended, and checks the parts arrive consecutively, as ECR requires.
+ */
+function recordingApi() {
+  const events: string[] = [];
+  const received: Buffer[] = [];
+  let lastByte = -1;
+  const api: EcrApi = {
+    service: "ecr",
+    repositoryName: "repo",
+    limits: { maxParts: 4200, maxLayerBytes: 52_000 * MiB },
+    describeRepository: () => Promise.resolve({ repositoryName: "repo", imageTagMutability: "MUTABLE" }),
+    createRepository: () => Promise.resolve(),
+    checkLayers: () => Promise.resolve([]),
+    initiateLayerUpload: () => Promise.resolve({ uploadId: "u1", partSize: undefined }),
+    prepareLayerPart(uploadId, firstByte, blob): PreparedLayerPart {
+      events.push(`prepare ${firstByte / (5 * MiB)}`);
+      return {
+        uploadId,
+        firstByte,
+        lastByte: firstByte + blob.length - 1,
+        blob,
+        body: { body: Buffer.alloc(0), sha256: "" },
+      };
+    },
+    async uploadLayerPart(part) {
+      const index = part.firstByte / (5 * MiB);
+      events.push(`send ${index}`);
+      expect(part.firstByte).toBe(lastByte + 1);
+      // Long enough for every preparation the read-ahead allows to run meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      received.push(Buffer.from(part.blob));
+      lastByte = part.lastByte;
+      events.push(`sent ${index}`);
+      return part.lastByte;
+    },
+    completeLayerUpload: () =>
+      Promise.resolve(`sha256:${createHash("sha256").update(Buffer.concat(received)).digest("hex")}`),
+    putImage: () => Promise.resolve(),
+    digestOfTag: () => Promise.resolve(undefined),
+    close: () => undefined,
+  };
+  return { api, events, received };
+}
+
+async function upload(readAhead: number | undefined, bytes: Buffer) {
+  const recorder = recordingApi();
+  const result = await uploadLayer(recorder.api, Readable.from([bytes]), {
+    digest: undefined,
+    sizeHint: bytes.length,
+    partSize: 5 * MiB,
+    readAhead,
+    progress: () => undefined,
+  });
+  return { ...recorder, result };
+}
+
+/** How many parts beyond part `index` had been prepared by the time it was acknowledged. */
+function preparedAheadAt(events: string[], index: number): number {
+  const at = events.indexOf(`sent ${index}`);
+  const prepared = events.slice(0, at).filter((e) => e.startsWith("prepare")).length;
+  return prepared - (index + 1);
+}
+
+describe("uploadLayer read-ahead", () => {
+  const bytes = randomBytes(5 * 5 * MiB + 123);
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+  it("by default prepares exactly one part ahead of the one in flight", async () => {
+    const { events, received, result } = await upload(undefined, bytes);
+    expect(result).toEqual({ digest, size: bytes.length });
+    expect(Buffer.concat(received).equals(bytes)).toBe(true);
+    // While part 1 is on the wire, part 2 is being prepared, never part 3.
+    expect(events.slice(events.indexOf("send 1"), events.indexOf("sent 1"))).toEqual(["send 1", "prepare 2"]);
+  });
+
+  it("with 0 prepares each part only after the one before was acknowledged", async () => {
+    const { events, received, result } = await upload(0, bytes);
+    expect(result.digest).toBe(digest);
+    expect(Buffer.concat(received).equals(bytes)).toBe(true);
+    for (let i = 0; i < 6; i++) expect(preparedAheadAt(events, i)).toBe(0);
+    for (let i = 1; i < 6; i++) {
+      expect(events.indexOf(`prepare ${i}`)).toBeGreaterThan(events.indexOf(`sent ${i - 1}`));
+    }
+  });
+
+  it("with 3 keeps three parts prepared while one is in flight, and sends them in order", async () => {
+    const { events, received, result } = await upload(3, bytes);
+    expect(result.digest).toBe(digest);
+    expect(Buffer.concat(received).equals(bytes)).toBe(true);
+    expect(preparedAheadAt(events, 0)).toBe(3);
+    expect(preparedAheadAt(events, 1)).toBe(3);
+    expect(events.filter((e) => e.startsWith("prepare"))).toHaveLength(6);
+  });
+
+  it("refuses a read-ahead outside 0..4 before starting an upload", async () => {
+    await expect(upload(5, bytes)).rejects.toMatchObject({ code: "USAGE", message: /read-ahead 5/ });
+    await expect(upload(1.5, bytes)).rejects.toMatchObject({ code: "USAGE" });
+  });
+});
