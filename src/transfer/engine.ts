@@ -178,6 +178,10 @@ async function transfer(
     bytes: toSend.reduce((sum, j) => sum + j.source.size, 0),
   });
 
+  // Sources that must ask for each blob's address (ECR's GetDownloadUrlForLayer) ask now, for all
+  // of them, so that no blob waits a round trip for its URL when its turn comes.
+  source.prefetch?.(toSend.filter((j) => j.bytes === undefined).map((j) => j.source));
+
   const limit: BlobBudget = options.limit ?? pLimit(options.concurrency ?? DEFAULT_CONCURRENCY);
   // The first failure stops the rest: queued blobs do not start, streams in flight are destroyed.
   const stop = new AbortController();

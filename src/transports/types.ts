@@ -20,6 +20,11 @@ export interface ImageSource {
   manifest(digest?: string): Promise<RawManifest>;
   /** A stream of the blob's bytes (or of `range` of them). Never a whole Buffer. */
   blob(d: Descriptor, range?: ByteRange): Promise<Readable>;
+  /**
+   * A hint that these blobs will be read soon, in this order: a source that needs a round trip
+   * before each blob's bytes (a download URL) may make them now. Failures surface from `blob`.
+   */
+  prefetch?(blobs: Descriptor[]): void;
   /** Every tag of the repository, for sources that are repositories (used by sync). */
   tags?(): Promise<string[]>;
   close(): Promise<void>;

@@ -452,6 +452,46 @@ describe("pull", () => {
     }
   });
 
+  it("asks for every layer's download URL up front, once each, so that no blob waits for its URL", async () => {
+    // Downloads are slowed, URLs are not: with one blob at a time, a URL asked for only when its
+    // blob's turn comes would arrive after the blob before it.
+    const target = await serve({ port: 0, faults: "download:latency=150" });
+    try {
+      const image = await buildImage({
+        format: "oci-layout",
+        dir: await dir("prefetch"),
+        seed: "prefetch",
+        layers: [1, 2, 3].map(() => ({
+          size: 64 * KiB,
+          content: "random" as const,
+          compression: "none" as const,
+        })),
+      });
+      const pushed = await pushWithEcrx(image, "prefetch/app", "v1", target);
+      const layout = join(await dir("prefetch-out"), "layout");
+      const layers = image.manifests[0]!.layers.map((l) => l.digest.slice(7));
+      const order: string[] = [];
+      const { result } = await recordRequests(
+        () =>
+          pull(remote("prefetch/app", "v1", target), `oci:${layout}:v1`, {
+            aws: aws(target),
+            concurrency: 1,
+          }),
+        (req) => {
+          if (String(req.headers["x-amz-target"]).endsWith(".GetDownloadUrlForLayer")) order.push("url");
+          else if (req.method === "GET" && layers.some((l) => (req.url ?? "").includes(l))) order.push("get");
+        },
+      );
+      expect(result.digest).toBe(pushed.digest);
+      // The config's URL (read to validate the image), then the three layers' before their second GET.
+      expect(order.filter((o) => o === "url")).toHaveLength(4);
+      expect(order.filter((o) => o === "get")).toHaveLength(3);
+      expect(order.lastIndexOf("url")).toBeLessThan(order.indexOf("get", order.indexOf("get") + 1));
+    } finally {
+      await target.close();
+    }
+  });
+
   it("fails with INTEGRITY on a blob served with wrong bytes, leaving nothing at the destination", async () => {
     const image = await buildImage({
       format: "oci-layout",

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import pLimit from "p-limit";
 import {
   BatchGetImageCommand,
   GetDownloadUrlForLayerCommand,
@@ -23,6 +24,9 @@ export interface EcrSourceOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** GetDownloadUrlForLayer calls in flight for prefetch(). */
+const PREFETCH_CONCURRENCY = 8;
+
 /**
  * A private ECR repository as an image source: BatchGetImage for manifests (every manifest type
  * accepted, so ECR never converts and digests stay the registry's), GetDownloadUrlForLayer and a
@@ -30,6 +34,7 @@ export interface EcrSourceOptions {
  */
 export class EcrSource implements ImageSource {
   readonly reference: string;
+  private readonly prefetched = new Map<string, Promise<string>>();
 
   constructor(
     private readonly client: ECRClient,
@@ -113,23 +118,44 @@ export class EcrSource implements ImageSource {
     return tags;
   }
 
+  /**
+   * Asks for the download URLs of the blobs about to be read, a few at a time, so that each blob
+   * starts with its URL at hand instead of a round trip (GetDownloadUrlForLayer allows 3,000/s).
+   * A URL outlives any wait here (an hour in ECR); one that expired is refreshed on its 403.
+   */
+  prefetch(blobs: Descriptor[]): void {
+    const limit = pLimit(PREFETCH_CONCURRENCY);
+    for (const d of blobs) {
+      if (this.prefetched.has(d.digest)) continue;
+      const url = limit(() => this.downloadUrl(d.digest));
+      // Awaited (and its failure reported) by blob(); never left unhandled meanwhile.
+      url.catch(() => undefined);
+      this.prefetched.set(d.digest, url);
+    }
+  }
+
+  private async downloadUrl(digest: string): Promise<string> {
+    try {
+      const out = await this.client.send(
+        new GetDownloadUrlForLayerCommand({ ...this.ids, layerDigest: digest }),
+      );
+      if (!out.downloadUrl) throw new EcrxError("NOT_FOUND", `no download URL for ${digest}`);
+      return out.downloadUrl;
+    } catch (err) {
+      throw ecrError(err, `GetDownloadUrlForLayer ${digest}`);
+    }
+  }
+
   async blob(d: Descriptor, range?: ByteRange): Promise<Readable> {
     if (range !== undefined) {
       throw new EcrxError("UNSUPPORTED", "ranged reads of ECR blobs go through blob() whole");
     }
-    const url = async () => {
-      try {
-        const out = await this.client.send(
-          new GetDownloadUrlForLayerCommand({ ...this.ids, layerDigest: d.digest }),
-        );
-        if (!out.downloadUrl) throw new EcrxError("NOT_FOUND", `no download URL for ${d.digest}`);
-        return out.downloadUrl;
-      } catch (err) {
-        throw ecrError(err, `GetDownloadUrlForLayer ${d.digest}`);
-      }
-    };
-    // Fetch the first URL now, so that a missing blob fails here and not inside the stream.
-    const first = await url();
+    const url = () => this.downloadUrl(d.digest);
+    // The first URL before the stream, so that a missing blob fails here and not inside it. A
+    // prefetched one serves once: a blob read again (a retry) asks afresh.
+    const prefetched = this.prefetched.get(d.digest);
+    this.prefetched.delete(d.digest);
+    const first = await (prefetched ?? url());
     let used = false;
     return downloadBlob({
       size: d.size,
