@@ -69,7 +69,8 @@ export interface RegistryApiOptions {
   mount: boolean;
   /** Shared with the ECR API: a registry request spends the token of its ECR operation. */
   limiter: RateLimiter;
-  faults: FaultInjector;
+  /** The fault draws, target `registry`; their latency includes the network's API latency. */
+  faults: Pick<FaultInjector, "decide">;
   now: () => Date;
   /** A presigned download URL of the blob for a client that reached this server as `requestHost`. */
   downloadUrl(digest: string, requestHost: string | undefined, now: Date): Promise<string>;

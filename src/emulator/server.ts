@@ -8,7 +8,8 @@
  * - the registry (OCI distribution v2) API under `/v2/` over the same store (registry-api.ts).
  * It is strict like AWS: framing, authentication, rates and errors answer as the real service does,
  * so that a client mistake that would fail against AWS fails here too. A refused request changes
- * nothing.
+ * nothing. With `network` it also behaves like a distant one (network.ts): round trips, a bandwidth
+ * cap per connection, API latency.
  *
  * Image references. Clients name the local registry
  * `<account>.dkr.ecr.<region>.localhost:<port>` (`registryHost`), e.g.
@@ -45,6 +46,14 @@ import {
 import { createEcrOperations } from "./ecr-api.js";
 import { createEcrPublicOperations } from "./ecr-public-api.js";
 import { FaultInjector, parseFaultSpec, type FaultDecision } from "./faults.js";
+import {
+  isShaped,
+  resolveNetwork,
+  shapeConnections,
+  shapesConnections,
+  type NetworkShape,
+  type ResolvedNetworkShape,
+} from "./network.js";
 import { createAuthorizationToken, AUTHORIZATION_TOKEN_LIFETIME_SECONDS } from "./auth-tokens.js";
 import { RateLimiter, type RatesMode } from "./rates.js";
 import { RegistryApi } from "./registry-api.js";
@@ -80,6 +89,12 @@ export interface ServeOptions {
    * false, as in AWS: `POST .../blobs/uploads/?mount=&from=` then starts a plain upload.
    */
   registryMount?: boolean;
+  /**
+   * A network between clients and the server (network.ts): `rttMs`, `connBandwidth` (bytes per
+   * second per connection, each way) and `apiLatencyMs`; none by default. `networkProfile(name)`
+   * gives a profile's shape, e.g. `serve({ network: networkProfile("cross-region") })`.
+   */
+  network?: NetworkShape;
 }
 
 export interface RunningServer {
@@ -96,6 +111,8 @@ export interface RunningServer {
   publicRegistryAlias: string;
   /** The seed of the fault draws, to repeat a run. */
   faultSeed: number;
+  /** The network the server emulates; undefined when there is none (loopback speed). */
+  network?: ResolvedNetworkShape;
   /** AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_ECR_PUBLIC, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION. */
   env: Record<string, string>;
   /**
@@ -163,6 +180,7 @@ interface ResolvedOptions {
   now: () => Date;
   publicRegistryAlias: string;
   registryMount: boolean;
+  network: ResolvedNetworkShape | undefined;
 }
 
 function usage(message: string, hint?: string): EcrxError {
@@ -201,6 +219,7 @@ function resolveOptions(
   }
   const host = options.host ?? "127.0.0.1";
   if (host === "") throw usage("the host must not be empty");
+  const network = options.network === undefined ? undefined : resolveNetwork(undefined, options.network);
   return {
     host,
     port,
@@ -214,6 +233,7 @@ function resolveOptions(
     now: options.now ?? (() => new Date()),
     publicRegistryAlias: options.publicRegistryAlias ?? DEFAULT_PUBLIC_REGISTRY_ALIAS,
     registryMount: options.registryMount ?? false,
+    network: isShaped(network) ? network : undefined,
   };
 }
 
@@ -310,6 +330,23 @@ function sendApiError(res: ServerResponse, requestId: string, err: ApiError): vo
   sendJson(res, err.status, requestId, { ...err.fields, __type: err.type, message: err.message }, err.type);
 }
 
+/** Draws a request's faults (see faults.ts); `download` and the API targets alike. */
+type DecideFaults = Pick<FaultInjector, "decide">;
+
+/**
+ * The fault draws with the network's API latency added to every API call (ECR, ECR Public and
+ * registry API requests), so that both delays are one sleep; download URLs are S3's and get none.
+ */
+function withApiLatency(faults: FaultInjector, apiLatencyMs: number): DecideFaults {
+  if (apiLatencyMs === 0) return faults;
+  return {
+    decide(target: string): FaultDecision {
+      const fault = faults.decide(target);
+      return target === "download" ? fault : { ...fault, latencyMs: fault.latencyMs + apiLatencyMs };
+    },
+  };
+}
+
 /** Destroys the connection without an answer (faults `reset` and `lost`). */
 function dropConnection(req: IncomingMessage): void {
   req.socket.destroy();
@@ -322,6 +359,7 @@ class Front {
   private readonly aliasDownloads: DownloadUrlSigner | undefined;
   private readonly registry: RegistryApi | undefined;
   private readonly baseHostname: string;
+  private readonly faults: DecideFaults;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -331,6 +369,7 @@ class Front {
     store: Store | undefined,
   ) {
     this.limiter = new RateLimiter(options.rates);
+    this.faults = withApiLatency(options.faults, options.network?.apiLatencyMs ?? 0);
     // One secret for both signers: a URL verifies whichever loopback name it was signed for.
     const signing = {
       region: options.region,
@@ -351,7 +390,7 @@ class Front {
             region: options.region,
             mount: options.registryMount,
             limiter: this.limiter,
-            faults: options.faults,
+            faults: this.faults,
             now: options.now,
             downloadUrl: (digest, requestHost, now) => this.registryDownloadUrl(digest, requestHost, now),
           });
@@ -544,7 +583,7 @@ class Front {
   }
 
   private async applyFaultsBefore(target: string): Promise<FaultDecision> {
-    const fault = this.options.faults.decide(target);
+    const fault = this.faults.decide(target);
     if (fault.latencyMs > 0) await sleep(fault.latencyMs);
     return fault;
   }
@@ -732,6 +771,9 @@ export async function startFront(options: FrontOptions): Promise<RunningFront> {
     connectionsCheckingInterval: 2_000,
   });
   server.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
+  // Without a link to emulate, node's sockets go to the HTTP server as they are: no cost at all.
+  const network = resolved.network;
+  if (network !== undefined && shapesConnections(network)) shapeConnections(server, network);
   const port = await listen(server, resolved.port, resolved.host);
   const url = `http://${connectHost(resolved.host)}:${port}`;
   // The download URLs need the port, known only now; no request can arrive before this listener.
@@ -755,6 +797,7 @@ export async function startFront(options: FrontOptions): Promise<RunningFront> {
     registryHost,
     publicRegistryAlias: resolved.publicRegistryAlias,
     faultSeed: resolved.faultSeed,
+    ...(resolved.network === undefined ? {} : { network: resolved.network }),
     env: {
       AWS_ENDPOINT_URL_ECR: url,
       AWS_ENDPOINT_URL_ECR_PUBLIC: url,
