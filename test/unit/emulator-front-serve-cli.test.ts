@@ -49,6 +49,48 @@ describe("ecrx serve flags", () => {
     });
   });
 
+  it("map --network and its overrides to ServeOptions.network", () => {
+    expect(serveOptionsFromFlags({ ...DEFAULTS, network: "cross-region" }).network).toEqual({
+      name: "cross-region",
+      rttMs: 60,
+      connBandwidth: 30_000_000,
+      apiLatencyMs: 10,
+    });
+    expect(
+      serveOptionsFromFlags({
+        ...DEFAULTS,
+        network: "far",
+        rtt: "200",
+        connBandwidth: "320Mbit/s",
+        apiLatency: "0",
+      }).network,
+    ).toEqual({ name: "far (adjusted)", rttMs: 200, connBandwidth: 40_000_000, apiLatencyMs: 0 });
+    expect(serveOptionsFromFlags({ ...DEFAULTS, connBandwidth: "4MiB/s" }).network).toEqual({
+      name: "custom",
+      rttMs: 0,
+      connBandwidth: 4 * 1024 * 1024,
+      apiLatencyMs: 0,
+    });
+    // No shaping at all: no network option, and the server runs as without the flags.
+    expect(serveOptionsFromFlags({ ...DEFAULTS, network: "loopback" })).not.toHaveProperty("network");
+    expect(
+      serveOptionsFromFlags({ ...DEFAULTS, network: "far", rtt: "0", connBandwidth: "0", apiLatency: "0" }),
+    ).not.toHaveProperty("network");
+  });
+
+  it("refuse bad network values with USAGE, naming the flag", () => {
+    const unknown = usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, network: "moon" }));
+    expect(unknown).toContain("in-region, cross-region, far, loopback");
+    expect(usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, rtt: "fast" }))).toContain("--rtt");
+    expect(usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, rtt: "20000" }))).toContain("--rtt");
+    expect(usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, apiLatency: "-3" }))).toContain(
+      "--api-latency",
+    );
+    expect(
+      usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, connBandwidth: "40 MB per s" })),
+    ).toContain("--conn-bandwidth");
+  });
+
   it("refuse bad values with USAGE", () => {
     expect(usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, port: "http" }))).toContain("--port");
     expect(usageMessage(() => serveOptionsFromFlags({ ...DEFAULTS, port: "70000" }))).toContain("0..65535");
@@ -78,5 +120,23 @@ describe("the serve banner", () => {
     expect(text).toContain("--fault-seed 9");
     expect(text).toContain("export AWS_ENDPOINT_URL_ECR=http://127.0.0.1:5000\n");
     expect(text).toContain("export AWS_SECRET_ACCESS_KEY='it'\\''s secret'\n");
+    expect(text).not.toContain("network:");
+  });
+
+  it("states the network when the server emulates one", () => {
+    const server = {
+      url: "http://127.0.0.1:5000",
+      dataDir: "/tmp/x",
+      accountId: "000000000000",
+      region: "us-east-1",
+      registryHost: "000000000000.dkr.ecr.us-east-1.localhost:5000",
+      publicRegistryAlias: "ecrx",
+      faultSeed: 9,
+      network: { name: "cross-region", rttMs: 60, connBandwidth: 30_000_000, apiLatencyMs: 10 },
+      env: {},
+    } as unknown as RunningServer;
+    expect(describeServer(server, { temporaryData: false })).toContain(
+      "\n  network:           cross-region: rtt 60 ms, 30 MB/s per connection each way, API latency 10 ms\n",
+    );
   });
 });

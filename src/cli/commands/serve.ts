@@ -1,5 +1,16 @@
 import type { Command } from "commander";
 import { EcrxError } from "../../errors.js";
+import {
+  describeNetwork,
+  describeProfiles,
+  isShaped,
+  MAX_API_LATENCY_MS,
+  MAX_RTT_MS,
+  parseMilliseconds,
+  parseRate,
+  resolveNetwork,
+  type NetworkShape,
+} from "../../emulator/network.js";
 import { serve, type RunningServer, type ServeOptions } from "../../emulator/server.js";
 
 interface ServeFlags {
@@ -14,6 +25,10 @@ interface ServeFlags {
   faults?: string;
   faultSeed?: string;
   registryMount?: boolean;
+  network?: string;
+  rtt?: string;
+  connBandwidth?: string;
+  apiLatency?: string;
 }
 
 function integerFlag(flag: string, value: string, min: number, max: number): number {
@@ -23,11 +38,28 @@ function integerFlag(flag: string, value: string, min: number, max: number): num
   return Number(value);
 }
 
+/** The network of --network PROFILE, overridden by --rtt, --conn-bandwidth and --api-latency. */
+function networkFromFlags(flags: ServeFlags): NetworkShape | undefined {
+  const overrides: NetworkShape = {
+    ...(flags.rtt === undefined ? {} : { rttMs: parseMilliseconds(flags.rtt, "--rtt", MAX_RTT_MS) }),
+    ...(flags.connBandwidth === undefined
+      ? {}
+      : { connBandwidth: parseRate(flags.connBandwidth, "--conn-bandwidth") }),
+    ...(flags.apiLatency === undefined
+      ? {}
+      : { apiLatencyMs: parseMilliseconds(flags.apiLatency, "--api-latency", MAX_API_LATENCY_MS) }),
+  };
+  if (flags.network === undefined && Object.keys(overrides).length === 0) return undefined;
+  const network = resolveNetwork(flags.network, overrides);
+  return isShaped(network) ? network : undefined;
+}
+
 /** Turns the flags into ServeOptions; throws USAGE on a bad value (serve() checks the rest). */
 export function serveOptionsFromFlags(flags: ServeFlags): ServeOptions {
   if (flags.rates !== "aws" && flags.rates !== "off") {
     throw new EcrxError("USAGE", `invalid --rates "${flags.rates}": expected aws or off`);
   }
+  const network = networkFromFlags(flags);
   return {
     host: flags.host,
     port: integerFlag("--port", flags.port, 0, 65535),
@@ -42,6 +74,7 @@ export function serveOptionsFromFlags(flags: ServeFlags): ServeOptions {
       ? {}
       : { faultSeed: integerFlag("--fault-seed", flags.faultSeed, 0, 2 ** 31 - 1) }),
     ...(flags.registryMount ? { registryMount: true } : {}),
+    ...(network === undefined ? {} : { network }),
   };
 }
 
@@ -65,6 +98,7 @@ export function describeServer(
   if (options.faults !== undefined) {
     lines.push(`  faults:            ${options.faults} (--fault-seed ${server.faultSeed} repeats them)`);
   }
+  if (server.network !== undefined) lines.push(`  network:           ${describeNetwork(server.network)}`);
   lines.push("", "Paste into your shell:");
   for (const [name, value] of Object.entries(server.env)) lines.push(`export ${name}=${shellQuote(value)}`);
   lines.push("", "Stop with Ctrl-C.");
@@ -104,13 +138,36 @@ export function registerServe(program: Command): void {
       "--registry-mount",
       "let the registry API mount blobs across repositories (ECR's BLOB_MOUNTING setting)",
     )
+    .option("--network <profile>", "behave like a distant registry: in-region, cross-region, far, loopback")
+    .option("--rtt <ms>", "round-trip time added to every exchange (overrides the profile's)")
+    .option(
+      "--conn-bandwidth <rate>",
+      "cap of each TCP connection, each way, e.g. 40MB/s, 40MiB/s, 320Mbit/s; 0: none (overrides the profile's)",
+    )
+    .option(
+      "--api-latency <ms>",
+      "server time added to every API call, not to downloads (overrides the profile's)",
+    )
     .addHelpText(
       "after",
       `
+Network profiles (--network); the rates are per TCP connection, each way:
+${describeProfiles()
+  .map((line) => `  ${line}`)
+  .join("\n")}
+  --rtt, --conn-bandwidth and --api-latency override the profile's figures, or shape on their own.
+  One connection to S3 or ECR moves tens of MB/s however fast the machine is, and less the farther
+  it goes, which is why parallel connections pay. --rtt delays each byte by half the round trip each
+  way, and a new connection's first byte by one more (the TCP handshake): a request on a new
+  connection costs at least 2 round trips, on a kept-alive one 1. The API latency applies to the
+  ECR, ECR Public and registry APIs, not to download URLs.
+
 Examples:
   $ ecrx serve                                   # port 5000, data in a temporary folder
   $ ecrx serve --port 0 --data ./ecr-data        # a free port; data kept across restarts
-  $ ecrx serve --faults "UploadLayerPart:lost=0.05,*:throttle=0.1" --fault-seed 7`,
+  $ ecrx serve --faults "UploadLayerPart:lost=0.05,*:throttle=0.1" --fault-seed 7
+  $ ecrx serve --network cross-region            # rtt 60 ms, 30 MB/s per connection, API 10 ms
+  $ ecrx serve --network far --conn-bandwidth 8MB/s`,
     )
     .action(async (flags: ServeFlags) => {
       const options = serveOptionsFromFlags(flags);
