@@ -391,9 +391,9 @@ class Link {
     );
   }
 
-  /** The bytes on the wire (serialized, not arrived), handed over at once; the rest is dropped. */
-  takeWire(): Buffer[] {
-    return this.wire.flatMap((w) => (w.bytes === null ? [] : [w.bytes]));
+  /** Every byte not delivered yet, on the wire or still queued, in order. */
+  undelivered(): Buffer[] {
+    return [...this.wire.flatMap((w) => (w.bytes === null ? [] : [w.bytes])), ...this.queue];
   }
 
   close(): void {
@@ -517,13 +517,15 @@ export class ShapedSocket extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    // Bytes already on the wire would still arrive on a real link: hand them over before closing.
-    const onWire = this.raw.destroyed || err !== null ? [] : this.outbound.takeWire();
+    // What the server wrote before destroying the socket would still go out on a real one (close()
+    // sends what the kernel holds): an answer written just before, e.g. node's 400 to bytes that are
+    // not HTTP, or a transfer cut short on purpose, reaches the client; the pacing is forgone.
+    const unsent = this.raw.destroyed ? [] : this.outbound.undelivered();
     this.inbound.close();
     this.outbound.close();
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    for (const bytes of onWire) this.raw.write(bytes);
+    for (const bytes of unsent) this.raw.write(bytes);
     this.raw.destroy();
     callback(err);
   }
