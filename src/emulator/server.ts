@@ -336,6 +336,8 @@ type DecideFaults = Pick<FaultInjector, "decide">;
 /**
  * The fault draws with the network's API latency added to every API call (ECR, ECR Public and
  * registry API requests), so that both delays are one sleep; download URLs are S3's and get none.
+ * Like the fault latency, it is spent after the signature and rate checks: a refused call is
+ * answered without it.
  */
 function withApiLatency(faults: FaultInjector, apiLatencyMs: number): DecideFaults {
   if (apiLatencyMs === 0) return faults;
