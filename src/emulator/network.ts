@@ -6,7 +6,8 @@
  *
  * The model, per TCP connection and each way independently:
  * - bytes are serialized onto the link at `connBandwidth` bytes per second (a token bucket that may
- *   run ahead by two slices, about 10 ms of bytes), then travel `rttMs / 2` before they arrive;
+ *   run ahead by two slices, about 10 ms of bytes), then travel `rttMs / 2` before they arrive (at
+ *   most 16 MiB at once, a window that bounds memory when there is a delay and no cap);
  * - a new connection's first byte reaches the server one RTT late: the client could only have sent
  *   it after the TCP handshake (SYN, SYN-ACK). TLS handshakes and TCP slow start are not modelled;
  * - backpressure as on a real link: the server's writes complete when their bytes are on the wire,
@@ -250,6 +251,11 @@ const MIN_SLICE_BYTES = 16 * 1024;
 const MAX_SLICE_BYTES = 256 * 1024;
 /** The server side holds at most this many bytes (or 4 slices) the client sent before pausing it. */
 const INBOUND_BACKLOG_BYTES = 256 * 1024;
+/**
+ * At most this many bytes travel at once each way (a window): memory stays bounded when there is a
+ * delay and no cap, at the price of at most 16 MiB per one-way delay (213 MB/s with 150 ms of rtt).
+ */
+const MAX_WIRE_BYTES = 16 * 1024 * 1024;
 
 /** One direction of a connection: a serialization clock, then the propagation delay. */
 class Link {
@@ -258,6 +264,7 @@ class Link {
   queuedBytes = 0;
   /** Bytes on the wire, each slice with its arrival time; null is the end of the stream. */
   private readonly wire: { bytes: Buffer | null; at: number }[] = [];
+  private wireBytes = 0;
   /** Write callbacks, each waiting until `upTo` bytes have been serialized. */
   private readonly waiters: { upTo: number; callback: () => void }[] = [];
   private enqueued = 0;
@@ -319,6 +326,7 @@ class Link {
 
   /** Moves everything due by now: serialized slices onto the wire, arrived ones to the receiver. */
   pump(): void {
+    if (this.closed) return;
     if (this.pumping) {
       this.again = true;
       return;
@@ -337,7 +345,7 @@ class Link {
   private step(now: number): void {
     let next = Infinity;
     let serializedAny = false;
-    while (!this.held && this.queue.length > 0) {
+    while (!this.held && this.queue.length > 0 && this.wireBytes < MAX_WIRE_BYTES) {
       const head = this.queue[0]!;
       const length = Math.min(this.sliceBytes, head.length);
       const start = Math.max(this.clock, now - this.slackMs);
@@ -354,6 +362,7 @@ class Link {
       this.clock = done;
       // A slice the bucket lets through at once (done in the past) still leaves now, not earlier.
       this.wire.push({ bytes: slice, at: Math.max(done, now) + this.delayMs });
+      this.wireBytes += length;
       serializedAny = true;
     }
     if (!this.held && this.ended && !this.endSent && this.queue.length === 0) {
@@ -368,10 +377,17 @@ class Link {
       this.onSerialized();
       if (this.closed) return;
     }
+    let delivered = false;
     while (this.wire.length > 0 && this.wire[0]!.at <= now) {
-      this.deliver(this.wire.shift()!.bytes);
+      const { bytes } = this.wire.shift()!;
+      this.wireBytes -= bytes?.length ?? 0;
+      delivered = true;
+      this.deliver(bytes);
       if (this.closed) return;
     }
+    // A full window that just made room: serialize again at once.
+    if (delivered && this.wireBytes < MAX_WIRE_BYTES && this.queue.length > 0 && !this.held)
+      this.again = true;
     if (this.wire.length > 0) next = Math.min(next, this.wire[0]!.at);
     this.schedule(next, now);
   }
