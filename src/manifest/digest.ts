@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
-import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
+import { pipeline, Readable, Transform, type TransformCallback } from "node:stream";
 import { EcrxError, type ErrorCode } from "../errors.js";
+import { asByteSource, type ByteSource } from "../util/byte-source.js";
 import type { Digest } from "./types.js";
 
 export type DigestAlgorithm = "sha256" | "sha512";
@@ -84,44 +85,49 @@ export interface ExpectedBlob {
   sizeIsExact?: boolean;
 }
 
-/**
- * A pass-through stage that hashes and counts the bytes flowing through it and fails the stream
- * with INTEGRITY when the size is exceeded (at once) or when, at the end, the size or digest
- * differ. Chunks pass through untouched: no copies on the hot path. After the end, `digest` and
- * `bytes` describe what passed.
- */
-export class DigestVerifier extends Transform {
-  private readonly expected: ExpectedBlob;
+/** What DigestVerifier and VerifiedByteSource share: the hash, the count, the checks. */
+class BlobCheck {
   private readonly algorithm: DigestAlgorithm;
   private readonly hash: Hash;
   private readonly what: string;
   private readonly onBytes: ((bytes: number) => void) | undefined;
-  private count = 0;
-  private computed: Digest | undefined;
+  count = 0;
+  computed: Digest | undefined;
 
-  constructor(expected: ExpectedBlob, options: VerifierOptions = {}) {
-    super();
-    this.expected = expected;
+  constructor(
+    readonly expected: ExpectedBlob,
+    options: VerifierOptions,
+  ) {
     this.algorithm = expected.digest === undefined ? "sha256" : parseDigest(expected.digest).algorithm;
     this.hash = createHash(this.algorithm);
     this.what = options.what ?? `blob ${expected.digest ?? "(digest computed)"}`;
     this.onBytes = options.onBytes;
   }
 
-  /** Bytes seen so far. */
-  get bytes(): number {
-    return this.count;
+  /** Takes in the next bytes; an error as soon as there are more than the size allows. */
+  add(bytes: Uint8Array): EcrxError | undefined {
+    this.count += bytes.length;
+    if (this.count > this.expected.size) {
+      const qualifier = this.expected.sizeIsExact === false ? "at most " : "";
+      return sizeMismatch(this.what, `${qualifier}${this.expected.size}`, `at least ${this.count}`);
+    }
+    this.hash.update(bytes);
+    this.onBytes?.(bytes.length);
+    return undefined;
   }
 
-  /** The digest of the bytes, once the stream has ended. */
-  get digest(): Digest | undefined {
-    return this.computed;
+  /** At the end: an error unless the size and digest are the expected ones. */
+  finish(): EcrxError | undefined {
+    if (this.expected.sizeIsExact !== false && this.count !== this.expected.size) {
+      return sizeMismatch(this.what, `${this.expected.size}`, `${this.count}`);
+    }
+    this.computed = `${this.algorithm}:${this.hash.digest("hex")}`;
+    const wanted = this.expected.digest;
+    return wanted === undefined || wanted === this.computed
+      ? undefined
+      : digestMismatch(this.what, wanted, this.computed);
   }
 
-  /**
-   * Whether this stream fails unless its bytes are exactly `blob` (digest and exact size): a
-   * stage downstream may then skip hashing the same bytes again.
-   */
   verifies(blob: ExpectedBlob): boolean {
     return (
       blob.digest !== undefined &&
@@ -131,43 +137,140 @@ export class DigestVerifier extends Transform {
       blob.size === this.expected.size
     );
   }
+}
+
+/** A stream that fails unless its bytes are what it was told to expect (see verifiedStream). */
+export interface VerifyingStream extends Readable {
+  /** Bytes seen so far. */
+  readonly bytes: number;
+  /** The digest of the bytes, once the stream has ended. */
+  readonly digest: Digest | undefined;
+  /**
+   * Whether this stream fails unless its bytes are exactly `blob` (digest and exact size): a
+   * stage downstream may then skip hashing the same bytes again.
+   */
+  verifies(blob: ExpectedBlob): boolean;
+}
+
+export function isVerifyingStream(stream: Readable): stream is VerifyingStream {
+  return stream instanceof DigestVerifier || stream instanceof VerifiedByteSource;
+}
+
+/**
+ * A pass-through stage that hashes and counts the bytes flowing through it and fails the stream
+ * with INTEGRITY when the size is exceeded (at once) or when, at the end, the size or digest
+ * differ. Chunks pass through untouched: no copies on the hot path. After the end, `digest` and
+ * `bytes` describe what passed.
+ */
+export class DigestVerifier extends Transform implements VerifyingStream {
+  private readonly check: BlobCheck;
+
+  constructor(expected: ExpectedBlob, options: VerifierOptions = {}) {
+    super();
+    this.check = new BlobCheck(expected, options);
+  }
+
+  get bytes(): number {
+    return this.check.count;
+  }
+
+  get digest(): Digest | undefined {
+    return this.check.computed;
+  }
+
+  verifies(blob: ExpectedBlob): boolean {
+    return this.check.verifies(blob);
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.count += chunk.length;
-    if (this.count > this.expected.size) {
-      const qualifier = this.expected.sizeIsExact === false ? "at most " : "";
-      callback(sizeMismatch(this.what, `${qualifier}${this.expected.size}`, `at least ${this.count}`));
-      return;
-    }
-    this.hash.update(chunk);
-    this.onBytes?.(chunk.length);
-    callback(null, chunk);
+    const error = this.check.add(chunk);
+    if (error) callback(error);
+    else callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.expected.sizeIsExact !== false && this.count !== this.expected.size) {
-      callback(sizeMismatch(this.what, `${this.expected.size}`, `${this.count}`));
-      return;
-    }
-    this.computed = `${this.algorithm}:${this.hash.digest("hex")}`;
-    const wanted = this.expected.digest;
-    callback(
-      wanted === undefined || wanted === this.computed
-        ? null
-        : digestMismatch(this.what, wanted, this.computed),
-    );
+    callback(this.check.finish() ?? null);
   }
 }
 
 /**
- * `source` piped through a DigestVerifier; an error of either side reaches the returned stream, and
- * destroying the returned stream destroys the source.
+ * A ByteSource verified as it is read, either way: through `readInto` (the bytes land in the
+ * reader's buffer and are hashed there) or as a stream (chunks of its own). Destroying it
+ * destroys the source.
+ */
+export class VerifiedByteSource extends Readable implements VerifyingStream, ByteSource {
+  private readonly check: BlobCheck;
+
+  constructor(
+    private readonly source: Readable & ByteSource,
+    expected: ExpectedBlob,
+    options: VerifierOptions = {},
+  ) {
+    super({ highWaterMark: STREAM_CHUNK });
+    this.check = new BlobCheck(expected, options);
+    // Its failures reach us as readInto's rejections.
+    source.on("error", () => undefined);
+  }
+
+  get bytes(): number {
+    return this.check.count;
+  }
+
+  get digest(): Digest | undefined {
+    return this.check.computed;
+  }
+
+  verifies(blob: ExpectedBlob): boolean {
+    return this.check.verifies(blob);
+  }
+
+  async readInto(target: Uint8Array): Promise<number> {
+    try {
+      return await this.verifiedRead(target);
+    } catch (err) {
+      // The reader hears of it from this rejection; an 'error' event would have no listener.
+      this.destroy();
+      throw err;
+    }
+  }
+
+  private async verifiedRead(target: Uint8Array): Promise<number> {
+    if (this.destroyed) throw this.errored ?? new EcrxError("INTERRUPTED", "the blob's stream was closed");
+    const read = await this.source.readInto(target);
+    const error = read > 0 ? this.check.add(target.subarray(0, read)) : this.check.finish();
+    if (error) throw error;
+    return read;
+  }
+
+  override _read(): void {
+    const chunk = Buffer.allocUnsafeSlow(STREAM_CHUNK);
+    this.verifiedRead(chunk).then(
+      (read) => this.push(read === 0 ? null : chunk.subarray(0, read)),
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.source.destroy(error ?? undefined);
+    callback(error);
+  }
+}
+
+/** Chunk size of a VerifiedByteSource read as a stream. */
+const STREAM_CHUNK = 1024 * 1024;
+
+/**
+ * `source` verified as it is read: a VerifiedByteSource when the source can fill a reader's
+ * buffer, else piped through a DigestVerifier. An error of either side reaches the returned
+ * stream, and destroying the returned stream destroys the source.
  */
 export function verifiedStream(
   source: Readable,
   expected: ExpectedBlob,
   options: VerifierOptions = {},
-): DigestVerifier {
+): VerifyingStream {
+  const bytes = asByteSource(source);
+  if (bytes !== undefined) return new VerifiedByteSource(bytes, expected, options);
   const verifier = new DigestVerifier(expected, options);
   // pipeline forwards the source's errors to the verifier and tears both down together.
   pipeline(source, verifier, () => undefined);

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { asByteSource, type ByteSource } from "../util/byte-source.js";
 
 /**
  * Cuts a byte stream into parts of exactly `partSize` bytes (the last may be shorter) without
@@ -7,20 +8,33 @@ import type { Readable } from "node:stream";
  * still be in flight while the next is read ahead.
  */
 export class PartReader {
-  private readonly chunks: AsyncIterator<Buffer>;
+  private readonly chunks: AsyncIterator<Buffer> | undefined;
   private leftover: Buffer | undefined;
   private done = false;
 
+  /** Set when the body can fill our part buffers itself: then no chunk is ever made. */
+  private readonly bytes: (Readable & ByteSource) | undefined;
+
   constructor(
-    body: Readable,
+    private readonly body: Readable,
     private readonly partSize: number,
     private readonly allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
   ) {
-    this.chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    this.bytes = asByteSource(body);
+    if (this.bytes !== undefined) {
+      // Read this way, its failures come as readInto's rejections; an 'error' event (an abort
+      // destroying it) has nobody else to hear it.
+      body.on("error", () => undefined);
+      this.chunks = undefined;
+    } else {
+      this.chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    }
   }
 
   /** The next part, or undefined at the end of the stream. */
   async next(): Promise<Buffer | undefined> {
+    const chunks = this.chunks;
+    if (chunks === undefined) return this.nextFilled(this.bytes!);
     if (this.done && this.leftover === undefined) return undefined;
     let part: Buffer | undefined;
     let filled = 0;
@@ -29,7 +43,7 @@ export class PartReader {
       this.leftover = undefined;
       if (chunk === undefined) {
         if (this.done) break;
-        const result = await this.chunks.next();
+        const result = await chunks.next();
         if (result.done) {
           this.done = true;
           break;
@@ -50,10 +64,27 @@ export class PartReader {
     return part.subarray(0, filled);
   }
 
+  /** A part filled in place by the ByteSource: the part buffer is the only copy of the bytes. */
+  private async nextFilled(bytes: ByteSource): Promise<Buffer | undefined> {
+    if (this.done) return undefined;
+    const part = this.allocate(this.partSize);
+    let filled = 0;
+    while (filled < this.partSize) {
+      const read = await bytes.readInto(part.subarray(filled));
+      if (read === 0) {
+        this.done = true;
+        break;
+      }
+      filled += read;
+    }
+    return filled === 0 ? undefined : part.subarray(0, filled);
+  }
+
   /** Stops reading: the source is destroyed so it releases its file or socket. */
   async cancel(): Promise<void> {
     this.done = true;
     this.leftover = undefined;
-    await this.chunks.return?.();
+    if (this.chunks) await this.chunks.return?.();
+    else this.body.destroy();
   }
 }

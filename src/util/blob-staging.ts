@@ -4,7 +4,13 @@ import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DigestVerifier, parseDigest, sha256Digest, tryParseDigest } from "../manifest/digest.js";
+import {
+  DigestVerifier,
+  isVerifyingStream,
+  parseDigest,
+  sha256Digest,
+  tryParseDigest,
+} from "../manifest/digest.js";
 import type { Descriptor, Digest } from "../manifest/types.js";
 import type { BlobToPut, ProgressFn } from "../transports/types.js";
 
@@ -51,7 +57,7 @@ export class BlobStaging {
     try {
       let digest: Digest;
       let size: number;
-      if (body instanceof DigestVerifier && body.verifies(blob)) {
+      if (isVerifyingStream(body) && body.verifies(blob)) {
         // The stream fails unless its bytes are exactly this blob (the engine verifies every
         // source): hashing them here again would only double the CPU of a pull.
         const counter = new ProgressCounter(progress);
