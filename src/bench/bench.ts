@@ -19,9 +19,11 @@ import { ecrError, exceptionName } from "../transports/ecr/errors.js";
 import { privateEcrClient } from "../transports/remote.js";
 import { buildBenchLayout, type BenchContent } from "./layout.js";
 import { startLocalServer, type LocalServer } from "./local-server.js";
-import type { PushRunFigures, PushRunSpec } from "./measure-push.js";
+import type { PullRunSpec, PushRunSpec, RunFigures, RunSpec } from "./measure.js";
 import { latencyPercentiles, spread, type LatencyPercentiles, type Spread } from "./stats.js";
 import { expandSweep, sizeLabel, type SweepPoint } from "./sweep.js";
+import { READ_AHEAD } from "../transports/ecr/layer-upload.js";
+import { DOWNLOAD_DEFAULTS } from "../transports/http/blob-download.js";
 
 export interface BenchOptions {
   /**
@@ -40,6 +42,18 @@ export interface BenchOptions {
   partSizes?: number[];
   /** Default [4]. */
   concurrencies?: number[];
+  /** UploadLayerPart requests prepared ahead; default [1]. */
+  readAheads?: number[];
+  /**
+   * Network profiles of the local server (`ecrx serve --network`), one server each; default: none
+   * (loopback). Not with a destination, whose network is what it is.
+   */
+  networks?: string[];
+  /**
+   * Measure pulls instead of pushes: the image is pushed once (unmeasured), then every run pulls it
+   * into a new OCI layout with these ranged-download settings.
+   */
+  pull?: { rangeSizes: number[]; rangeParallels: number[] };
   /** Measured runs per point, after one warm-up run. Default 5. */
   runs?: number;
   /** Seed of the generated content; run n uses seed + n. Default: a random one. */
@@ -51,6 +65,8 @@ export interface BenchOptions {
   onRun?: (event: RunEvent) => void;
   signal?: AbortSignal;
 }
+
+export type BenchMode = "push" | "pull";
 
 export type RunEvent =
   | { type: "run-start"; point: SweepPoint; run: number; warmup: boolean; index: number; total: number }
@@ -66,7 +82,7 @@ export interface RunDerived {
 }
 
 export type RunRecord =
-  | ({ run: number; warmup: boolean; ok: true } & PushRunFigures & RunDerived)
+  | ({ run: number; warmup: boolean; ok: true } & RunFigures & RunDerived)
   | { run: number; warmup: boolean; ok: false; error: { code: ErrorCode; message: string } };
 
 export interface PointSummary {
@@ -89,9 +105,10 @@ export interface PointReport extends SweepPoint {
   summary: PointSummary;
 }
 
-export type Freshness = "new-content" | "new-repository";
+export type Freshness = "new-content" | "new-repository" | "same-image";
 
 export interface BenchScenario {
+  mode: BenchMode;
   /** What is pushed where, in a few words, for titles. */
   title: string;
   /** `local` for the child `ecrx serve`, else the repository given. */
@@ -107,6 +124,12 @@ export interface BenchScenario {
   warmups: number;
   partSizes: number[];
   concurrencies: number[];
+  readAheads: number[];
+  /** Network profiles of the local server; [null] when unshaped. */
+  networks: (string | null)[];
+  /** Pull sweeps only. */
+  rangeSizes: number[] | undefined;
+  rangeParallels: number[] | undefined;
   startedAt: string;
   machine: { cpus: number; model: string; node: string; loadAverage: { start: number[]; end: number[] } };
 }
@@ -125,34 +148,52 @@ export interface BenchReport {
   cleanupError: { code: ErrorCode; message: string } | undefined;
 }
 
-const RUNNER = fileURLToPath(new URL("./push-runner.js", import.meta.url));
+const RUNNER = fileURLToPath(new URL("./runner.js", import.meta.url));
 const GiB = 1024 * MiB;
 const WARMUPS = 1;
 /** A sweep that fails this many runs in a row is failing for a reason no later run will fix. */
 const MAX_CONSECUTIVE_FAILURES = 3;
 
 /**
- * Measures pushes: for every combination of part size and concurrency, one warm-up run and `runs`
- * measured runs, each push in a fresh process (push-runner.ts) so that its CPU and peak memory are
- * its own; a local server runs in another process. Every run's blobs are new, or the availability
- * check would skip them: generated content takes a new seed each run; a given image (`from`) goes to
- * a new repository each run. What was pushed is deleted at the end unless `keep`.
+ * Measures pushes (or pulls): for every point of the sweep (network profile, part size, read-ahead,
+ * concurrency; range size and ranges in flight for pulls), one warm-up run and `runs` measured
+ * runs, each in a fresh process (runner.ts) so that its CPU and peak memory are its own; a local
+ * server, one per network profile, runs in another process. Every push's blobs are new, or the
+ * availability check would skip them: generated content takes a new seed each run; a given image
+ * (`from`) goes to a new repository each run. A pull sweep pushes its image once and pulls it whole
+ * every run. What was pushed is deleted at the end unless `keep`.
  */
 export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
-  const points = expandSweep(options.partSizes ?? [10 * MiB], options.concurrencies ?? [4]);
+  const mode: BenchMode = options.pull === undefined ? "push" : "pull";
+  if (options.destination !== undefined && options.networks !== undefined) {
+    throw new EcrxError("USAGE", "--network shapes the local server; it cannot apply to a destination", {
+      hint: "leave out the destination to benchmark a local server with --network",
+    });
+  }
+  const points = expandSweep({
+    networks: options.networks ?? [undefined],
+    concurrencies: options.concurrencies ?? [4],
+    partSizes: options.partSizes ?? [10 * MiB],
+    readAheads: options.readAheads ?? [READ_AHEAD.default],
+    rangeSizes: options.pull?.rangeSizes,
+    rangeParallels: options.pull?.rangeParallels,
+  });
   const runs = options.runs ?? 5;
   if (!Number.isSafeInteger(runs) || runs < 1) throw new EcrxError("USAGE", "runs must be at least 1");
   const content = options.from === undefined ? (options.content ?? "random") : undefined;
   const layerSizes = options.from === undefined ? (options.layerSizes ?? [GiB]) : undefined;
   const seed = options.from === undefined ? (options.seed ?? randomInt(1, 2 ** 31)) : undefined;
-  const freshness: Freshness = options.from === undefined ? "new-content" : "new-repository";
+  const freshness: Freshness =
+    mode === "pull" ? "same-image" : options.from === undefined ? "new-content" : "new-repository";
   const loadStart = loadavg();
   const startedAt = new Date().toISOString();
 
   const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
-  let server: LocalServer | undefined;
+  let server: { network: string | undefined; running: LocalServer } | undefined;
   let client: ECRClient | undefined;
   let repo: EcrReference | undefined;
+  /** Pull sweeps: the image the runs pull, pushed once per server (or once to the destination). */
+  let pullSource: string | undefined;
   const cleanup = new Cleanup();
   const reports: PointReport[] = points.map((p) => ({ ...p, runs: [], summary: summarize([]) }));
   let failures = 0;
@@ -161,14 +202,10 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   let cleanupError: { code: ErrorCode; message: string } | undefined;
   try {
     let runnerEnv: NodeJS.ProcessEnv = process.env;
-    if (options.destination === undefined) {
-      server = await startLocalServer();
-      runnerEnv = { ...process.env, ...server.env };
-      repo = ecrReference(`${server.registryHost}/ecrx-bench`);
-    } else {
+    if (options.destination !== undefined) {
       repo = ecrReference(options.destination);
       client = privateEcrClient(repo, options.aws ?? {});
-      if (freshness === "new-content" && !(await repositoryExists(client, repo))) {
+      if (freshness !== "new-repository" && !(await repositoryExists(client, repo))) {
         await createRepository(client, repo);
         cleanup.repositories.push(repo.repository);
       }
@@ -178,6 +215,18 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     let index = 0;
     let consecutiveFailures = 0;
     for (const [p, point] of points.entries()) {
+      if (options.destination === undefined && (server === undefined || server.network !== point.network)) {
+        // One local server per network profile, fresh for each.
+        await server?.running.stop();
+        server = undefined;
+        pullSource = undefined;
+        const running = await startLocalServer({
+          args: point.network === undefined ? [] : ["--network", point.network],
+        });
+        server = { network: point.network, running };
+        runnerEnv = { ...process.env, ...running.env };
+        repo = ecrReference(`${running.registryHost}/ecrx-bench`);
+      }
       for (let run = 0; run < runs + WARMUPS; run++, index++) {
         if (options.signal?.aborted || consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
           skippedRuns++;
@@ -186,23 +235,31 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
         const warmup = run < WARMUPS;
         options.onRun?.({ type: "run-start", point, run, warmup, index, total });
         const layoutPath = join(work, `run-${index}`);
-        let spec: PushRunSpec;
-        if (freshness === "new-content") {
+        let outcome: RunnerOutcome;
+        if (mode === "pull") {
+          pullSource ??= await pushPullImage(point);
+          outcome = await runProcess(
+            pullSpec(point, pullSource, `oci:${layoutPath}`),
+            runnerEnv,
+            options.signal,
+          );
+        } else if (freshness === "new-content") {
           const layout = await buildBenchLayout(layoutPath, layerSizes!, {
             content: content!,
             seed: seed! + index,
           });
-          spec = runSpec(
-            point,
-            layout.reference,
-            `${repo.registry}/${repo.repository}:bench-${runId}-${index}`,
+          const destination = `${repo!.registry}/${repo!.repository}:bench-${runId}-${index}`;
+          outcome = await runProcess(
+            pushSpec(point, layout.reference, destination),
+            runnerEnv,
+            options.signal,
           );
         } else {
-          const repository = `${repo.repository}-${runId}-${index}`;
+          const repository = `${repo!.repository}-${runId}-${index}`;
           cleanup.repositories.push(repository);
-          spec = runSpec(point, options.from!, `${repo.registry}/${repository}:bench`);
+          const destination = `${repo!.registry}/${repository}:bench`;
+          outcome = await runProcess(pushSpec(point, options.from!, destination), runnerEnv, options.signal);
         }
-        const outcome = await runPushProcess(spec, runnerEnv, options.signal);
         await rm(layoutPath, { recursive: true, force: true });
         const record: RunRecord = outcome.ok
           ? { run, warmup, ok: true, ...outcome.figures, ...derive(outcome.figures) }
@@ -216,7 +273,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
       reports[p]!.summary = summarize(reports[p]!.runs);
     }
   } finally {
-    if (server !== undefined) {
+    if (options.destination === undefined) {
       cleanupNote = "nothing to delete: the local server and its data went away with it";
     } else if (client === undefined || repo === undefined) {
       cleanupNote = "nothing was pushed";
@@ -235,29 +292,32 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
       }
     }
     client?.destroy();
-    await server?.stop();
+    await server?.running.stop();
     await rm(work, { recursive: true, force: true });
   }
   options.signal?.throwIfAborted();
 
-  const title = scenarioTitle(options, layerSizes, content, server !== undefined);
+  const title = scenarioTitle(options, mode, layerSizes, content);
+  const distinct = <T>(values: T[]) => [...new Set(values)];
   return {
     scenario: {
+      mode,
       title,
       target: options.destination === undefined ? "local" : options.destination,
       source: options.from ?? "generated",
       content,
       layerSizes,
       freshness,
-      freshnessNote:
-        freshness === "new-content"
-          ? `every run pushes new content (generated with seed ${seed} + run number), so no blob is ever already there`
-          : "every run pushes to a new repository (blobs are per repository), so no blob is ever already there",
+      freshnessNote: FRESHNESS_NOTES[freshness](seed),
       seed,
       runs,
       warmups: WARMUPS,
-      partSizes: [...new Set(points.map((p) => p.partSize))],
-      concurrencies: [...new Set(points.map((p) => p.concurrency))],
+      partSizes: distinct(points.map((p) => p.partSize)),
+      concurrencies: distinct(points.map((p) => p.concurrency)),
+      readAheads: distinct(points.map((p) => p.readAhead)),
+      networks: distinct(points.map((p) => p.network ?? null)),
+      rangeSizes: mode === "pull" ? distinct(points.map((p) => p.rangeSize!)) : undefined,
+      rangeParallels: mode === "pull" ? distinct(points.map((p) => p.rangeParallel!)) : undefined,
       startedAt,
       machine: {
         cpus: cpus().length,
@@ -274,21 +334,67 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     cleanupError,
   };
 
-  function runSpec(point: SweepPoint, source: string, destination: string): PushRunSpec {
+  function pushSpec(point: SweepPoint, source: string, destination: string): PushRunSpec {
     return {
+      kind: "push",
       source,
       destination,
       partSize: point.partSize,
+      readAhead: point.readAhead,
       concurrency: point.concurrency,
       // Generated random layers are typed gzip and go as they are; uncompressed ones (compressible
       // content, a docker save) are compressed on the way, as `ecrx push` does by default.
       compression: "gzip",
       // A new repository each run (`from`) is the push's to create; the one content goes to exists.
-      createRepository: freshness === "new-repository" || server !== undefined,
+      createRepository: freshness !== "new-content" || options.destination === undefined,
       aws: options.aws ?? {},
     };
   }
+
+  function pullSpec(point: SweepPoint, source: string, destination: string): PullRunSpec {
+    return {
+      kind: "pull",
+      source,
+      destination,
+      concurrency: point.concurrency,
+      rangeSize: point.rangeSize ?? DOWNLOAD_DEFAULTS.rangeSize,
+      rangeParallel: point.rangeParallel ?? DOWNLOAD_DEFAULTS.parallel,
+      aws: options.aws ?? {},
+    };
+  }
+
+  /** Pushes the image a pull sweep pulls (not measured) and returns its reference by digest. */
+  async function pushPullImage(point: SweepPoint): Promise<string> {
+    const layoutPath = join(work, "pull-image");
+    let source = options.from;
+    if (source === undefined) {
+      source = (await buildBenchLayout(layoutPath, layerSizes!, { content: content!, seed: seed! }))
+        .reference;
+    }
+    const repository = `${repo!.repository}-pull-${Date.now().toString(36)}`;
+    const destination = `${repo!.registry}/${repository}:bench`;
+    if (options.destination !== undefined) cleanup.repositories.push(repository);
+    const outcome = await runProcess(
+      { ...pushSpec(point, source, destination), createRepository: true },
+      server === undefined ? process.env : { ...process.env, ...server.running.env },
+      options.signal,
+    );
+    await rm(layoutPath, { recursive: true, force: true });
+    if (!outcome.ok) {
+      throw new EcrxError(outcome.error.code, `pushing the image to pull failed: ${outcome.error.message}`);
+    }
+    return `${repo!.registry}/${repository}@${outcome.figures.digest}`;
+  }
 }
+
+const FRESHNESS_NOTES: Record<Freshness, (seed: number | undefined) => string> = {
+  "new-content": (seed) =>
+    `every run pushes new content (generated with seed ${seed} + run number), so no blob is ever already there`,
+  "new-repository": () =>
+    "every run pushes to a new repository (blobs are per repository), so no blob is ever already there",
+  "same-image": () =>
+    "the image is pushed once, then every run pulls all of it into a new OCI layout (a pull reuses nothing)",
+};
 
 function ecrReference(text: string): EcrReference {
   const ref = parseReference(text);
@@ -300,7 +406,7 @@ function ecrReference(text: string): EcrReference {
   return ref;
 }
 
-function derive(f: PushRunFigures): RunDerived {
+function derive(f: RunFigures): RunDerived {
   return {
     mbps: f.layerBytes / 1e6 / f.seconds,
     partsPerSecond: f.parts / f.seconds,
@@ -327,11 +433,11 @@ export function summarize(records: readonly RunRecord[]): PointSummary {
 }
 
 type RunnerOutcome =
-  { ok: true; figures: PushRunFigures } | { ok: false; error: { code: ErrorCode; message: string } };
+  { ok: true; figures: RunFigures } | { ok: false; error: { code: ErrorCode; message: string } };
 
-/** One push in a fresh process; never throws for the push's own failure. */
-async function runPushProcess(
-  spec: PushRunSpec,
+/** One push or pull in a fresh process; never throws for the transfer's own failure. */
+async function runProcess(
+  spec: RunSpec,
   env: NodeJS.ProcessEnv,
   signal: AbortSignal | undefined,
 ): Promise<RunnerOutcome> {
@@ -353,7 +459,7 @@ async function runPushProcess(
   const last = stdout.trimEnd().split("\n").at(-1) ?? "";
   try {
     const outcome = JSON.parse(last) as
-      { ok: true; figures: PushRunFigures } | { ok: false; code: ErrorCode; message: string };
+      { ok: true; figures: RunFigures } | { ok: false; code: ErrorCode; message: string };
     if (outcome.ok) return outcome;
     return { ok: false, error: { code: outcome.code, message: outcome.message } };
   } catch {
@@ -362,7 +468,7 @@ async function runPushProcess(
       ok: false,
       error: {
         code: signal?.aborted ? "INTERRUPTED" : "INTERNAL",
-        message: `the push process ended with code ${code} and no result${detail ? `: ${detail}` : ""}`,
+        message: `the ${spec.kind} process ended with code ${code} and no result${detail ? `: ${detail}` : ""}`,
       },
     };
   }
@@ -458,19 +564,28 @@ class Cleanup {
 
 function scenarioTitle(
   options: BenchOptions,
+  mode: BenchMode,
   layerSizes: number[] | undefined,
   content: BenchContent | undefined,
-  local: boolean,
 ): string {
-  const where = local ? "local ecrx serve" : ecrReference(options.destination!).repository;
-  if (layerSizes === undefined) return `${options.from} → ${where}`;
-  const total = layerSizes.reduce((a, b) => a + b, 0);
-  const same = layerSizes.every((s) => s === layerSizes[0]);
-  const shape =
-    layerSizes.length === 1
-      ? `1 × ${sizeLabel(total)}`
-      : same
-        ? `${layerSizes.length} × ${sizeLabel(layerSizes[0]!)}`
-        : `${layerSizes.length} layers, ${sizeLabel(total)}`;
-  return `${shape} ${content} layer${layerSizes.length === 1 ? "" : "s"} → ${where}`;
+  const local = options.destination === undefined;
+  const networks = options.networks?.join(", ");
+  const where = local
+    ? `local ecrx serve${networks === undefined ? "" : ` (${networks})`}`
+    : ecrReference(options.destination!).repository;
+  let what: string;
+  if (layerSizes === undefined) {
+    what = options.from!;
+  } else {
+    const total = layerSizes.reduce((a, b) => a + b, 0);
+    const same = layerSizes.every((s) => s === layerSizes[0]);
+    const shape =
+      layerSizes.length === 1
+        ? `1 × ${sizeLabel(total)}`
+        : same
+          ? `${layerSizes.length} × ${sizeLabel(layerSizes[0]!)}`
+          : `${layerSizes.length} layers, ${sizeLabel(total)}`;
+    what = `${shape} ${content} layer${layerSizes.length === 1 ? "" : "s"}`;
+  }
+  return mode === "push" ? `${what} → ${where}` : `${what} ← ${where}`;
 }

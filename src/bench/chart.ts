@@ -1,5 +1,5 @@
-import type { BenchReport } from "./bench.js";
-import { sizeLabel } from "./sweep.js";
+import type { BenchReport, PointReport } from "./bench.js";
+import { pointLabel, sizeLabel, varyingKeys, type SweepPoint } from "./sweep.js";
 
 /** A line chart: one series per line, each point a median with its range. */
 export interface LineChart {
@@ -10,27 +10,42 @@ export interface LineChart {
   series: { label: string; points: { x: number; y: number; min: number; max: number }[] }[];
 }
 
-/** The benchmark's chart: MB/s against concurrency, one line per part size. */
+/**
+ * The benchmark's chart: MB/s against concurrency (push) or ranges in flight (pull), one line per
+ * combination of the other settings swept (part size, read-ahead, network profile, range size).
+ */
 export function throughputChart(report: BenchReport): LineChart {
   const s = report.scenario;
-  const partSizes = [...new Set(report.points.map((p) => p.partSize))];
+  // x: what a user turns to fill the pipe (blobs in flight for a push, ranges in flight for a
+  // pull); one line per combination of the other settings that vary.
+  const x: keyof SweepPoint = s.mode === "pull" ? "rangeParallel" : "concurrency";
+  const varying = varyingKeys(report.points);
+  varying.delete(x);
+  const lines = new Map<string, PointReport[]>();
+  for (const point of report.points) {
+    const label = pointLabel(point, varying);
+    lines.set(label, [...(lines.get(label) ?? []), point]);
+  }
   return {
-    title: `ecrx push: ${s.title}`,
+    title: `ecrx ${s.mode}: ${s.title}`,
     subtitle:
       `median of ${s.runs} run${s.runs === 1 ? "" : "s"} after ${s.warmups} warm-up; bars: min..max; ` +
       `${s.machine.cpus} CPUs, load average ${s.machine.loadAverage.start[0]?.toFixed(1)}..${s.machine.loadAverage.end[0]?.toFixed(1)}; ${s.startedAt.slice(0, 10)}`,
-    xLabel: "concurrency (blobs in flight)",
+    xLabel: s.mode === "pull" ? "range requests in flight per blob" : "concurrency (blobs in flight)",
     yLabel: "MB/s of layer bytes",
-    series: partSizes.map((partSize) => ({
-      label: `${sizeLabel(partSize)} parts`,
-      points: report.points
-        .filter((p) => p.partSize === partSize)
-        .map((p) => ({
-          x: p.concurrency,
-          y: p.summary.mbps.median,
-          min: p.summary.mbps.min,
-          max: p.summary.mbps.max,
-        })),
+    series: [...lines].map(([label, points]) => ({
+      label:
+        label === ""
+          ? s.mode === "pull"
+            ? `${sizeLabel(points[0]!.rangeSize!)} ranges`
+            : `${sizeLabel(points[0]!.partSize)} parts`
+          : label,
+      points: points.map((p) => ({
+        x: p[x] as number,
+        y: p.summary.mbps.median,
+        min: p.summary.mbps.min,
+        max: p.summary.mbps.max,
+      })),
     })),
   };
 }

@@ -1,25 +1,97 @@
 import { EcrxError } from "../errors.js";
 import { MAX_PART_SIZE_MODEL, MIN_PART_SIZE, parseSize } from "../transfer/part-size.js";
 
-/** One combination of the sweep: every run of a point pushes with these settings. */
+/** One combination of the sweep: every run of a point transfers with these settings. */
 export interface SweepPoint {
-  partSize: number;
+  /** The local server's network profile (`ecrx serve --network`); undefined: no shaping. */
+  network: string | undefined;
+  /** Blobs in flight. */
   concurrency: number;
+  /** Push: UploadLayerPart size (a pull's image is pushed with it too). */
+  partSize: number;
+  /** Push: parts prepared ahead of the one in flight. */
+  readAhead: number;
+  /** Pull only: the size of one Range request of a big blob, and how many go at once. */
+  rangeSize?: number;
+  rangeParallel?: number;
+}
+
+export interface SweepLists {
+  networks: readonly (string | undefined)[];
+  concurrencies: readonly number[];
+  partSizes: readonly number[];
+  readAheads: readonly number[];
+  /** Both given for a pull sweep, neither for a push sweep. */
+  rangeSizes?: readonly number[] | undefined;
+  rangeParallels?: readonly number[] | undefined;
 }
 
 /**
- * Every combination of the part sizes and concurrencies, part size outer, each list in the order
- * given with repeats dropped: `5MiB,10MiB` x `1,2` is (5,1) (5,2) (10,1) (10,2).
+ * Every combination of the lists, each in the order given with repeats dropped; the network is the
+ * outermost loop (one server per profile) and the chart's x axis the innermost: concurrency for a
+ * push (`5MiB,10MiB` x `1,2` is (5,1) (5,2) (10,1) (10,2)), the ranges in flight for a pull.
  */
-export function expandSweep(partSizes: readonly number[], concurrencies: readonly number[]): SweepPoint[] {
-  if (partSizes.length === 0 || concurrencies.length === 0) {
-    throw new EcrxError("USAGE", "the sweep needs at least one part size and one concurrency");
+export function expandSweep(lists: SweepLists): SweepPoint[] {
+  const { networks, concurrencies, partSizes, readAheads, rangeSizes, rangeParallels } = lists;
+  const pull = rangeSizes !== undefined && rangeParallels !== undefined;
+  const empty = [
+    networks,
+    concurrencies,
+    partSizes,
+    readAheads,
+    ...(pull ? [rangeSizes, rangeParallels] : []),
+  ];
+  if (empty.some((list) => list.length === 0)) {
+    throw new EcrxError("USAGE", "every list of the sweep needs at least one value");
   }
   const points: SweepPoint[] = [];
-  for (const partSize of new Set(partSizes)) {
-    for (const concurrency of new Set(concurrencies)) points.push({ partSize, concurrency });
+  for (const network of new Set(networks)) {
+    for (const partSize of new Set(partSizes)) {
+      for (const readAhead of new Set(readAheads)) {
+        if (!pull) {
+          for (const concurrency of new Set(concurrencies)) {
+            points.push({ network, concurrency, partSize, readAhead });
+          }
+          continue;
+        }
+        for (const concurrency of new Set(concurrencies)) {
+          for (const rangeSize of new Set(rangeSizes)) {
+            for (const rangeParallel of new Set(rangeParallels)) {
+              points.push({ network, concurrency, partSize, readAhead, rangeSize, rangeParallel });
+            }
+          }
+        }
+      }
+    }
   }
   return points;
+}
+
+/** What sets a point apart from the others of its sweep, for labels: `cross-region, 10 MiB parts`. */
+export function pointLabel(point: SweepPoint, varying: ReadonlySet<keyof SweepPoint>): string {
+  const parts: string[] = [];
+  if (varying.has("network")) parts.push(point.network ?? "loopback");
+  if (varying.has("partSize")) parts.push(`${sizeLabel(point.partSize)} parts`);
+  if (varying.has("readAhead")) parts.push(`read-ahead ${point.readAhead}`);
+  if (varying.has("concurrency")) parts.push(`concurrency ${point.concurrency}`);
+  if (varying.has("rangeSize") && point.rangeSize !== undefined)
+    parts.push(`${sizeLabel(point.rangeSize)} ranges`);
+  if (varying.has("rangeParallel") && point.rangeParallel !== undefined)
+    parts.push(`${point.rangeParallel} at once`);
+  return parts.join(", ");
+}
+
+/** The settings that take more than one value over the points. */
+export function varyingKeys(points: readonly SweepPoint[]): Set<keyof SweepPoint> {
+  const keys: (keyof SweepPoint)[] = [
+    "network",
+    "partSize",
+    "readAhead",
+    "concurrency",
+    "rangeSize",
+    "rangeParallel",
+  ];
+  return new Set(keys.filter((k) => new Set(points.map((p) => p[k])).size > 1));
 }
 
 /** `total` bytes over `layers` layers as even as whole bytes allow (the first ones a byte larger). */
@@ -65,12 +137,12 @@ export function parsePartSizeList(text: string): number[] {
   return sizes;
 }
 
-/** `1,2,4,8`: whole numbers in 1..max. */
-export function parseCountList(text: string, what: string, max: number): number[] {
+/** `1,2,4,8`: whole numbers in min..max. */
+export function parseCountList(text: string, what: string, max: number, min = 1): number[] {
   return listItems(text, what).map((item) => {
     const n = Number(item);
-    if (!/^\d+$/.test(item) || n < 1 || n > max) {
-      throw new EcrxError("USAGE", `${what} "${item}" must be a whole number from 1 to ${max}`);
+    if (!/^\d+$/.test(item) || n < min || n > max) {
+      throw new EcrxError("USAGE", `${what} "${item}" must be a whole number from ${min} to ${max}`);
     }
     return n;
   });

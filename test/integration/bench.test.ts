@@ -121,6 +121,81 @@ describe("ecrx bench", () => {
     expect(run.stderr).toMatch(/\[12\/12\] 10 MiB parts, concurrency 2, run 2: [\d.]+ MB\/s/);
   }, 60_000);
 
+  it("sweeps pulls over range sizes x ranges in flight: the image pushed once, pulled whole by every run", async () => {
+    const chart = join(work, "pull.svg");
+    const run = await runCli(
+      [
+        "bench",
+        "--pull",
+        "--size",
+        "40MiB",
+        "--range-size",
+        "8MiB,16MiB",
+        "--range-parallel",
+        "1,2",
+        "--runs",
+        "1",
+        "--json",
+        "--chart",
+        chart,
+      ],
+      env(),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.ok).toBe(true);
+    expect(report.scenario).toMatchObject({ mode: "pull", freshness: "same-image", networks: [null] });
+    expect(report.points.map((p) => [p.rangeSize! / MiB, p.rangeParallel])).toEqual([
+      [8, 1],
+      [8, 2],
+      [16, 1],
+      [16, 2],
+    ]);
+    const digests = new Set<string>();
+    for (const point of report.points) {
+      for (const r of point.runs) {
+        if (!r.ok) throw new Error(`run failed: ${r.error.message}`);
+        expect(r.layerBytes).toBe(40 * MiB);
+        expect(r.parts).toBe(0);
+        expect(r.mbps).toBeCloseTo(r.layerBytes / 1e6 / r.seconds, 6);
+        digests.add(r.digest);
+      }
+    }
+    // One image, pulled by every run.
+    expect(digests.size).toBe(1);
+    const svg = await readFile(chart, "utf8");
+    expect(svg).toContain("range requests in flight per blob");
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+    expect(run.stderr).toMatch(/\[8\/8\] concurrency 4, 16 MiB ranges, 2 at once, run 1: [\d.]+ MB\/s/);
+  }, 120_000);
+
+  it("runs each network profile against a local server shaped by it, and refuses what cannot be measured", async () => {
+    const run = await runCli(
+      ["bench", "--network", "far", "--size", "6MiB", "--part-size", "5MiB", "--runs", "1", "--json"],
+      env(),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.scenario.networks).toEqual(["far"]);
+    const r = report.points[0]!.runs[1]!;
+    if (!r.ok) throw new Error(`run failed: ${r.error.message}`);
+    // 6 MiB go as 8.4 MB of base64 over far's 16 MB/s connections, after round trips of 150 ms.
+    expect(r.seconds).toBeGreaterThan((6 * MiB * 4) / 3 / 16e6);
+    expect(run.stderr).toMatch(/\[2\/2\] far, 5 MiB parts, concurrency 4, run 1/);
+
+    const refusals: [string[], RegExp][] = [
+      [["--network", "moon"], /unknown network profile "moon": expected one of .*in-region/],
+      [["--range-size", "8MiB"], /--range-size tunes pulls: add --pull/],
+      [["--read-ahead", "5"], /--read-ahead "5" must be a whole number from 0 to 4/],
+      [[`${server.registryHost}/bench/x`, "--network", "far"], /--network shapes the local server/],
+    ];
+    for (const [args, message] of refusals) {
+      const refused = await runCli(["bench", ...args], env());
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(message);
+    }
+  }, 120_000);
+
   it("pushes to a destination and deletes what it pushed: the images, and the repository it created", async () => {
     const small = ["--size", "6MiB", "--part-size", "5MiB", "--concurrency", "1", "--runs", "1"];
     await ecr.send(new CreateRepositoryCommand({ repositoryName: "bench/existing" }));

@@ -12,6 +12,8 @@ import { buildBenchLayout } from "../../src/bench/layout.js";
 import { latencyPercentiles, median, percentile, spread } from "../../src/bench/stats.js";
 import {
   expandSweep,
+  pointLabel,
+  varyingKeys,
   parseCountList,
   parsePartSizeList,
   parseSizeList,
@@ -56,15 +58,60 @@ describe("percentile, median, spread", () => {
 });
 
 describe("the sweep", () => {
+  const lists = { networks: [undefined], partSizes: [10 * MiB], concurrencies: [4], readAheads: [1] };
+
   it("expands every part size with every concurrency, part size outer, repeats dropped", () => {
-    expect(expandSweep([5 * MiB, 10 * MiB, 5 * MiB], [1, 2, 2])).toEqual([
-      { partSize: 5 * MiB, concurrency: 1 },
-      { partSize: 5 * MiB, concurrency: 2 },
-      { partSize: 10 * MiB, concurrency: 1 },
-      { partSize: 10 * MiB, concurrency: 2 },
+    const points = expandSweep({
+      ...lists,
+      partSizes: [5 * MiB, 10 * MiB, 5 * MiB],
+      concurrencies: [1, 2, 2],
+    });
+    expect(points.map((p) => [p.partSize / MiB, p.concurrency])).toEqual([
+      [5, 1],
+      [5, 2],
+      [10, 1],
+      [10, 2],
     ]);
-    expect(expandSweep([5 * MiB, 10 * MiB, 20 * MiB], [1, 2, 4, 8])).toHaveLength(12);
-    expect(() => expandSweep([], [1])).toThrow(/at least one/);
+    expect(points[0]).toEqual({ network: undefined, partSize: 5 * MiB, concurrency: 1, readAhead: 1 });
+    expect(
+      expandSweep({ ...lists, partSizes: [5 * MiB, 10 * MiB, 20 * MiB], concurrencies: [1, 2, 4, 8] }),
+    ).toHaveLength(12);
+    expect(() => expandSweep({ ...lists, partSizes: [] })).toThrow(/at least one/);
+  });
+
+  it("puts the network outermost and, for a pull, the ranges in flight innermost", () => {
+    const points = expandSweep({
+      ...lists,
+      networks: ["in-region", "far"],
+      readAheads: [0, 1],
+      rangeSizes: [8 * MiB, 16 * MiB],
+      rangeParallels: [2, 4, 8],
+    });
+    expect(points).toHaveLength(2 * 2 * 2 * 3);
+    expect(
+      points.slice(0, 4).map((p) => [p.network, p.readAhead, p.rangeSize! / MiB, p.rangeParallel]),
+    ).toEqual([
+      ["in-region", 0, 8, 2],
+      ["in-region", 0, 8, 4],
+      ["in-region", 0, 8, 8],
+      ["in-region", 0, 16, 2],
+    ]);
+    expect(points.at(-1)).toMatchObject({
+      network: "far",
+      readAhead: 1,
+      rangeSize: 16 * MiB,
+      rangeParallel: 8,
+    });
+    expect(() => expandSweep({ ...lists, rangeSizes: [8 * MiB], rangeParallels: [] })).toThrow(
+      /at least one/,
+    );
+  });
+
+  it("labels a point by the settings that vary in its sweep", () => {
+    const points = expandSweep({ ...lists, networks: ["in-region", "far"], partSizes: [5 * MiB, 10 * MiB] });
+    const varying = varyingKeys(points);
+    expect([...varying].sort()).toEqual(["network", "partSize"]);
+    expect(pointLabel(points[2]!, varying)).toBe("far, 5 MiB parts");
   });
 
   it("splits a total over layers to the byte", () => {

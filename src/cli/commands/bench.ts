@@ -1,10 +1,21 @@
 import { writeFile } from "node:fs/promises";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { bench, type BenchReport, type RunEvent } from "../../bench/bench.js";
+import { bench, type BenchReport, type PointReport, type RunEvent } from "../../bench/bench.js";
 import { renderLineChart, throughputChart } from "../../bench/chart.js";
 import type { BenchContent } from "../../bench/layout.js";
 import type { Spread } from "../../bench/stats.js";
-import { parseCountList, parsePartSizeList, parseSizeList, sizeLabel, splitSize } from "../../bench/sweep.js";
+import {
+  parseCountList,
+  parsePartSizeList,
+  parseSizeList,
+  sizeLabel,
+  splitSize,
+  varyingKeys,
+  type SweepPoint,
+} from "../../bench/sweep.js";
+import { READ_AHEAD } from "../../transports/ecr/layer-upload.js";
+import { DOWNLOAD_DEFAULTS } from "../../transports/http/blob-download.js";
+import { networkProfile } from "../../emulator/network.js";
 import { EcrxError } from "../../errors.js";
 import { MiB } from "../../transfer/part-size.js";
 import {
@@ -24,6 +35,11 @@ interface BenchFlags extends AwsFlags {
   content?: BenchContent;
   partSize: number[];
   concurrency: number[];
+  readAhead: number[];
+  network?: string[];
+  pull?: boolean;
+  rangeSize?: number[];
+  rangeParallel?: number[];
   runs: number;
   seed?: number;
   json?: boolean;
@@ -93,6 +109,33 @@ export function registerBench(program: Command): void {
         .default([4], "4"),
     )
     .addOption(
+      new Option(
+        "--read-ahead <list>",
+        "UploadLayerPart requests prepared ahead of the one in flight, to sweep",
+      )
+        .argParser(listArgument((v) => parseCountList(v, "--read-ahead", READ_AHEAD.max, 0)))
+        .default([READ_AHEAD.default], String(READ_AHEAD.default)),
+    )
+    .addOption(
+      new Option(
+        "--network <list>",
+        "network profiles of the local server to sweep (see `ecrx serve --network`), e.g. in-region,far",
+      ).argParser(listArgument(parseNetworkList)),
+    )
+    .option("--pull", "measure pulls: push the image once, then pull it into a new OCI layout each run")
+    .addOption(
+      new Option(
+        "--range-size <list>",
+        `with --pull: Range request sizes of big blobs to sweep (default ${sizeLabel(DOWNLOAD_DEFAULTS.rangeSize).replace(" ", "")})`,
+      ).argParser(listArgument((v) => parseSizeList(v, "range size"))),
+    )
+    .addOption(
+      new Option(
+        "--range-parallel <list>",
+        `with --pull: Range requests in flight per blob to sweep (default ${DOWNLOAD_DEFAULTS.parallel})`,
+      ).argParser(listArgument((v) => parseCountList(v, "--range-parallel", 64))),
+    )
+    .addOption(
       new Option("--runs <n>", "measured runs per point, after one warm-up")
         .argParser(positiveInt("--runs", 1000))
         .default(5),
@@ -116,7 +159,10 @@ Examples:
   $ ecrx bench --size 200MiB --layers 10 --part-size 5MiB,10MiB,20MiB --concurrency 1,2,4,8 --chart sweep.svg
   $ ecrx bench --layer-sizes 100MiB,20MiB,5MiB --content compressible --runs 3 --json > bench.json
   $ ecrx bench 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecrx-bench --size 1GiB --concurrency 1,4
-  $ ecrx bench --from docker-archive:app.tar --concurrency 2,4,8`,
+  $ ecrx bench --from docker-archive:app.tar --concurrency 2,4,8
+  $ ecrx bench --network in-region,cross-region,far --layers 10 --size 200MiB --concurrency 1,4,10 --chart net.svg
+  $ ecrx bench --network far --read-ahead 0,1,2 --part-size 5MiB,10MiB --concurrency 1
+  $ ecrx bench --pull --network cross-region --range-size 8MiB,16MiB,32MiB --range-parallel 1,2,4,8`,
   );
   command.action(async (destination: string | undefined, flags: BenchFlags) => {
     const shape = layerShape(flags);
@@ -126,6 +172,9 @@ Examples:
         ...shape,
         partSizes: flags.partSize,
         concurrencies: flags.concurrency,
+        readAheads: flags.readAhead,
+        ...(flags.network === undefined ? {} : { networks: flags.network }),
+        ...pullShape(flags),
         runs: flags.runs,
         ...(flags.seed === undefined ? {} : { seed: flags.seed }),
         keep: flags.keep ?? false,
@@ -163,21 +212,67 @@ function layerShape(flags: BenchFlags): { from: string } | { layerSizes: number[
   };
 }
 
+/** --pull and its range lists: the range flags mean nothing to a push sweep. */
+function pullShape(flags: BenchFlags): { pull?: { rangeSizes: number[]; rangeParallels: number[] } } {
+  if (!flags.pull) {
+    const stray =
+      flags.rangeSize !== undefined
+        ? "--range-size"
+        : flags.rangeParallel !== undefined
+          ? "--range-parallel"
+          : undefined;
+    if (stray !== undefined)
+      throw new EcrxError("USAGE", `${stray} tunes pulls: add --pull to benchmark pulls`);
+    return {};
+  }
+  return {
+    pull: {
+      rangeSizes: flags.rangeSize ?? [DOWNLOAD_DEFAULTS.rangeSize],
+      rangeParallels: flags.rangeParallel ?? [DOWNLOAD_DEFAULTS.parallel],
+    },
+  };
+}
+
+/** Profile names, checked against the server's table so that a typo fails before any work. */
+function parseNetworkList(text: string): string[] {
+  const names = text.split(",").map((s) => s.trim());
+  for (const name of names) networkProfile(name);
+  return names;
+}
+
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
+/** The settings of a point, as the progress lines and failures name it. */
+function settingsLabel(point: SweepPoint): string {
+  const parts = point.network === undefined ? [] : [point.network];
+  if (point.rangeSize !== undefined) {
+    parts.push(
+      `concurrency ${point.concurrency}`,
+      `${sizeLabel(point.rangeSize)} ranges`,
+      `${point.rangeParallel} at once`,
+    );
+  } else {
+    parts.push(`${sizeLabel(point.partSize)} parts`);
+    if (point.readAhead !== READ_AHEAD.default) parts.push(`read-ahead ${point.readAhead}`);
+    parts.push(`concurrency ${point.concurrency}`);
+  }
+  return parts.join(", ");
+}
+
 function progressLine(event: RunEvent): string {
   const width = String(event.total).length;
-  const prefix = `[${String(event.index + 1).padStart(width)}/${event.total}] ${sizeLabel(event.point.partSize)} parts, concurrency ${event.point.concurrency}`;
+  const prefix = `[${String(event.index + 1).padStart(width)}/${event.total}] ${settingsLabel(event.point)}`;
   if (event.type === "run-start") return "";
   const r = event.record;
   const which = r.warmup ? "warm-up" : `run ${r.run}`;
   if (!r.ok) return `${prefix}, ${which}: failed: ${r.error.message}\n`;
-  return (
-    `${prefix}, ${which}: ${r.mbps.toFixed(1)} MB/s (${formatBytes(r.layerBytes)} in ${r.seconds.toFixed(2)} s, ` +
-    `${r.parts} parts, ${r.blobsSent} blobs sent, ${r.blobsSkipped} skipped)\n`
-  );
+  const detail =
+    r.parts > 0
+      ? `${r.parts} parts, ${r.blobsSent} blobs sent, ${r.blobsSkipped} skipped`
+      : `${r.blobsSent} blobs downloaded`;
+  return `${prefix}, ${which}: ${r.mbps.toFixed(1)} MB/s (${formatBytes(r.layerBytes)} in ${r.seconds.toFixed(2)} s, ${detail})\n`;
 }
 
 function fixed(n: number, digits: number): string {
@@ -199,6 +294,50 @@ function table(header: string[], rows: string[][], rightAligned: boolean[]): str
   return [line(header), ...rows.map(line)].join("\n");
 }
 
+/**
+ * One row per point: the settings that make it (a network or read-ahead column only when the
+ * sweep has them), then its figures; a pull has no parts to count.
+ */
+function pointTable(report: BenchReport): string {
+  const pull = report.scenario.mode === "pull";
+  const varying = varyingKeys(report.points);
+  const columns: { header: string; right: boolean; cell: (p: PointReport) => string }[] = [];
+  const add = (header: string, right: boolean, cell: (p: PointReport) => string) =>
+    columns.push({ header, right, cell });
+  if (report.points.some((p) => p.network !== undefined))
+    add("network", false, (p) => p.network ?? "loopback");
+  if (pull) {
+    add("concurrency", true, (p) => String(p.concurrency));
+    add("range size", true, (p) => sizeLabel(p.rangeSize!));
+    add("ranges at once", true, (p) => String(p.rangeParallel));
+  } else {
+    add("part size", false, (p) => sizeLabel(p.partSize));
+    if (varying.has("readAhead") || report.points.some((p) => p.readAhead !== READ_AHEAD.default)) {
+      add("read-ahead", true, (p) => String(p.readAhead));
+    }
+    add("concurrency", true, (p) => String(p.concurrency));
+  }
+  add("MB/s", true, (p) => withRange(p.summary.mbps, 1));
+  if (!pull) {
+    add("parts/s", true, (p) => fixed(p.summary.partsPerSecond.median, 1));
+    add("UploadLayerPart ms p50/p95/p99", true, (p) => {
+      const l = p.summary.partLatencyMs;
+      return [l.p50, l.p95, l.p99].map((x) => fixed(x, 0)).join(" / ");
+    });
+  }
+  add("CPU s/GiB", true, (p) => fixed(p.summary.cpuSecondsPerGiB.median, 2));
+  add("peak RSS", true, (p) =>
+    Number.isFinite(p.summary.maxRssBytes.median) ? formatBytes(p.summary.maxRssBytes.median) : "-",
+  );
+  add("retries", true, (p) => String(p.summary.retries));
+  add("throttles", true, (p) => String(p.summary.throttles));
+  return table(
+    columns.map((c) => c.header),
+    report.points.map((p) => columns.map((c) => c.cell(p))),
+    columns.map((c) => c.right),
+  );
+}
+
 /** The terminal report: what was measured, under which conditions, and one row per point. */
 export function renderReport(report: BenchReport): string {
   const s = report.scenario;
@@ -206,37 +345,10 @@ export function renderReport(report: BenchReport): string {
   const lines = [
     `ecrx bench: ${s.title}`,
     `  blobs: ${s.freshnessNote}`,
-    `  ${s.warmups} warm-up + ${s.runs} measured run(s) per point, each push in a fresh process; medians, (min..max)`,
+    `  ${s.warmups} warm-up + ${s.runs} measured run(s) per point, each ${s.mode} in a fresh process; medians, (min..max)`,
     `  machine: ${s.machine.cpus} x ${s.machine.model}, node ${s.machine.node}; load average ${load(s.machine.loadAverage.start)} at start, ${load(s.machine.loadAverage.end)} at end`,
     "",
-    table(
-      [
-        "part size",
-        "concurrency",
-        "MB/s",
-        "parts/s",
-        "UploadLayerPart ms p50/p95/p99",
-        "CPU s/GiB",
-        "peak RSS",
-        "retries",
-        "throttles",
-      ],
-      report.points.map((p) => {
-        const m = p.summary;
-        return [
-          sizeLabel(p.partSize),
-          String(p.concurrency),
-          withRange(m.mbps, 1),
-          fixed(m.partsPerSecond.median, 1),
-          [m.partLatencyMs.p50, m.partLatencyMs.p95, m.partLatencyMs.p99].map((x) => fixed(x, 0)).join(" / "),
-          fixed(m.cpuSecondsPerGiB.median, 2),
-          Number.isFinite(m.maxRssBytes.median) ? formatBytes(m.maxRssBytes.median) : "-",
-          String(m.retries),
-          String(m.throttles),
-        ];
-      }),
-      [false, true, true, true, true, true, true, true, true],
-    ),
+    pointTable(report),
     "",
   ];
   const skipped = report.points.reduce((n, p) => n + p.summary.blobsSkipped, 0);
@@ -246,7 +358,7 @@ export function renderReport(report: BenchReport): string {
     for (const r of p.runs) {
       if (!r.ok) {
         lines.push(
-          `failed: ${sizeLabel(p.partSize)} parts, concurrency ${p.concurrency}, ${r.warmup ? "warm-up" : `run ${r.run}`}: ${r.error.message}`,
+          `failed: ${settingsLabel(p)}, ${r.warmup ? "warm-up" : `run ${r.run}`}: ${r.error.message}`,
         );
       }
     }
