@@ -12,8 +12,9 @@
  *   it after the TCP handshake (SYN, SYN-ACK). TLS handshakes and TCP slow start are not modelled;
  * - backpressure as on a real link: the server's writes complete when their bytes are on the wire,
  *   and the client's sends block once the server side holds a bounded backlog.
- * API latency is not a property of the link: the server adds it to every API call it answers (see
- * server.ts), never to download URL GETs, which S3 serves.
+ * API latency is not a property of the link: it is the service's time per API call, which the
+ * server spends on every call it answers (see server.ts), never on download URL GETs, which S3
+ * serves.
  *
  * The shaping sits between node's TCP sockets and the HTTP server: `shapeConnections` hands the HTTP
  * server a `ShapedSocket` (a Duplex over the accepted socket) instead of the socket itself.

@@ -334,10 +334,10 @@ function sendApiError(res: ServerResponse, requestId: string, err: ApiError): vo
 type DecideFaults = Pick<FaultInjector, "decide">;
 
 /**
- * The fault draws with the network's API latency added to every API call (ECR, ECR Public and
- * registry API requests), so that both delays are one sleep; download URLs are S3's and get none.
- * Like the fault latency, it is spent after the signature and rate checks: a refused call is
- * answered without it.
+ * The fault draws with the network's API latency added to every registry API request, so that
+ * both delays are one sleep; download URLs are S3's and get none. (ECR and ECR Public API calls
+ * take theirs as a floor on their processing time instead: see Front.handleApi.) Like the fault
+ * latency, it is spent after the signature and rate checks: a refused call is answered without it.
  */
 function withApiLatency(faults: FaultInjector, apiLatencyMs: number): DecideFaults {
   if (apiLatencyMs === 0) return faults;
@@ -361,7 +361,10 @@ class Front {
   private readonly aliasDownloads: DownloadUrlSigner | undefined;
   private readonly registry: RegistryApi | undefined;
   private readonly baseHostname: string;
+  /** Fault draws of ECR API calls and download URLs. */
   private readonly faults: DecideFaults;
+  /** Fault draws of registry API requests, with the network's API latency in them. */
+  private readonly registryFaults: DecideFaults;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -371,7 +374,8 @@ class Front {
     store: Store | undefined,
   ) {
     this.limiter = new RateLimiter(options.rates);
-    this.faults = withApiLatency(options.faults, options.network?.apiLatencyMs ?? 0);
+    this.faults = options.faults;
+    this.registryFaults = withApiLatency(options.faults, options.network?.apiLatencyMs ?? 0);
     // One secret for both signers: a URL verifies whichever loopback name it was signed for.
     const signing = {
       region: options.region,
@@ -392,7 +396,7 @@ class Front {
             region: options.region,
             mount: options.registryMount,
             limiter: this.limiter,
-            faults: this.faults,
+            faults: this.registryFaults,
             now: options.now,
             downloadUrl: (digest, requestHost, now) => this.registryDownloadUrl(digest, requestHost, now),
           });
@@ -469,8 +473,13 @@ class Front {
 
   private async handleApi(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     let received: { body: Buffer; sha256: string } | undefined;
+    // The network's API latency is the service's time per call, from the whole request to the
+    // answer: our own processing (a part's hashing and decoding, tens of ms here) is part of it,
+    // not added to it, or the emulator would be slower than the profile says.
+    let answerNotBefore = 0;
     try {
       received = await readBody(req, MAX_REQUEST_BODY_BYTES);
+      answerNotBefore = performance.now() + (this.options.network?.apiLatencyMs ?? 0);
     } catch (err) {
       if (err instanceof RequestTooLarge) {
         // The rest of the body is not read: close the connection once the answer is out.
@@ -579,6 +588,8 @@ class Front {
       dropConnection(req);
       return;
     }
+    const early = answerNotBefore - performance.now();
+    if (early > 0) await sleep(early);
     if (failure === undefined) sendJson(res, 200, requestId, output ?? {});
     else if (failure instanceof ApiError) sendApiError(res, requestId, failure);
     else this.sendUnexpected(res, requestId, failure, operationName);

@@ -146,7 +146,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       "--api-latency <ms>",
-      "server time added to every API call, not to downloads (overrides the profile's)",
+      "the service's time per API call, its own work counted in; none for downloads (overrides the profile's)",
     )
     .addHelpText(
       "after",
