@@ -3,6 +3,7 @@ import { hostPlatform, parsePlatform } from "./manifest/platform.js";
 import type { Platform } from "./manifest/types.js";
 import { formatReference, parseReference, type ImageReference } from "./reference/reference.js";
 import {
+  DEFAULT_UPLOAD_CONCURRENCY,
   transferImage,
   type CompressionMode,
   type TransferOptions,
@@ -21,7 +22,7 @@ export interface CopyOptions {
   source?: SourceOptions;
   /** Settings of the destination side, plus repository creation and part size for ECR. */
   destination?: DestinationOptions;
-  /** Blobs in flight at once. Default 4. */
+  /** Blobs in flight at once. Default 10 (DEFAULT_UPLOAD_CONCURRENCY). */
   concurrency?: number;
   /** Default `keep`: no blob changes, so the destination has the source's digests. */
   compression?: CompressionMode;
@@ -69,7 +70,7 @@ export async function copy(
         compression: options.compression ?? "keep",
         tags: [...new Set([...destinationTags(destRef), ...(options.tags ?? [])])],
         platform: platformFor(destRef, options.platform),
-        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        concurrency: options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
         ...(signal === undefined ? {} : { signal }),
         ...(options.limit === undefined ? {} : { limit: options.limit }),

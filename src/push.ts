@@ -3,7 +3,12 @@ import { parsePlatform } from "./manifest/platform.js";
 import type { Platform } from "./manifest/types.js";
 import { parseReference, type EcrPublicReference, type EcrReference } from "./reference/reference.js";
 import { FileBlobInfoCache, type BlobInfoCache } from "./transfer/blob-info-cache.js";
-import { transferImage, type CompressionMode, type TransferResult } from "./transfer/engine.js";
+import {
+  DEFAULT_UPLOAD_CONCURRENCY,
+  transferImage,
+  type CompressionMode,
+  type TransferResult,
+} from "./transfer/engine.js";
 import type { TransferListener } from "./transfer/events.js";
 import type { AwsOptions } from "./transports/aws/client-config.js";
 import { openDestination, openSource } from "./transports/resolve.js";
@@ -15,7 +20,7 @@ export interface PushOptions {
   createRepository?: boolean;
   /** With createRepository: IMMUTABLE tags. Default false. */
   immutable?: boolean;
-  /** Blobs uploaded at once. Default 4. */
+  /** Blobs uploaded at once. Default 10 (DEFAULT_UPLOAD_CONCURRENCY). */
   concurrency?: number;
   /** UploadLayerPart size in bytes, 5..20 MiB. Default 10 MiB. */
   partSize?: number;
@@ -74,7 +79,7 @@ export async function push(
       const result = await transferImage(sourceImage, dest, {
         compression: options.compression ?? "gzip",
         tags,
-        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        concurrency: options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         ...(options.platform === undefined ? {} : { platform: platformOf(options.platform) }),
         ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),

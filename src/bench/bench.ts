@@ -13,6 +13,7 @@ import {
 } from "@aws-sdk/client-ecr";
 import { EcrxError, isEcrxError, type ErrorCode } from "../errors.js";
 import { parseReference, type EcrReference } from "../reference/reference.js";
+import { DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY } from "../transfer/engine.js";
 import { MiB } from "../transfer/part-size.js";
 import type { AwsOptions } from "../transports/aws/client-config.js";
 import { ecrError, exceptionName } from "../transports/ecr/errors.js";
@@ -40,7 +41,7 @@ export interface BenchOptions {
   from?: string;
   /** Default [10 MiB]. */
   partSizes?: number[];
-  /** Default [4]. */
+  /** Default: the commands' own (push's 10, pull's 4). */
   concurrencies?: number[];
   /** UploadLayerPart requests prepared ahead; default [1]. */
   readAheads?: number[];
@@ -172,7 +173,9 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   }
   const points = expandSweep({
     networks: options.networks ?? [undefined],
-    concurrencies: options.concurrencies ?? [4],
+    concurrencies: options.concurrencies ?? [
+      mode === "pull" ? DEFAULT_CONCURRENCY : DEFAULT_UPLOAD_CONCURRENCY,
+    ],
     partSizes: options.partSizes ?? [10 * MiB],
     readAheads: options.readAheads ?? [READ_AHEAD.default],
     rangeSizes: options.pull?.rangeSizes,

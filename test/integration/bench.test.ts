@@ -181,7 +181,7 @@ describe("ecrx bench", () => {
     if (!r.ok) throw new Error(`run failed: ${r.error.message}`);
     // 6 MiB go as 8.4 MB of base64 over far's 16 MB/s connections, after round trips of 150 ms.
     expect(r.seconds).toBeGreaterThan((6 * MiB * 4) / 3 / 16e6);
-    expect(run.stderr).toMatch(/\[2\/2\] far, 5 MiB parts, concurrency 4, run 1/);
+    expect(run.stderr).toMatch(/\[2\/2\] far, 5 MiB parts, concurrency 10, run 1/);
 
     const refusals: [string[], RegExp][] = [
       [["--network", "moon"], /unknown network profile "moon": expected one of .*in-region/],

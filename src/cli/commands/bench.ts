@@ -13,6 +13,7 @@ import {
   varyingKeys,
   type SweepPoint,
 } from "../../bench/sweep.js";
+import { DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY } from "../../transfer/engine.js";
 import { READ_AHEAD } from "../../transports/ecr/layer-upload.js";
 import { DOWNLOAD_DEFAULTS } from "../../transports/http/blob-download.js";
 import { networkProfile } from "../../emulator/network.js";
@@ -34,7 +35,7 @@ interface BenchFlags extends AwsFlags {
   layerSizes?: number[];
   content?: BenchContent;
   partSize: number[];
-  concurrency: number[];
+  concurrency?: number[];
   readAhead: number[];
   network?: string[];
   pull?: boolean;
@@ -104,9 +105,10 @@ export function registerBench(program: Command): void {
         .default([10 * MiB], "10MiB"),
     )
     .addOption(
-      new Option("--concurrency <list>", "blobs in flight to sweep")
-        .argParser(listArgument((v) => parseCountList(v, "--concurrency", 256)))
-        .default([4], "4"),
+      new Option(
+        "--concurrency <list>",
+        `blobs in flight to sweep (default ${DEFAULT_UPLOAD_CONCURRENCY}, with --pull ${DEFAULT_CONCURRENCY}: the commands' defaults)`,
+      ).argParser(listArgument((v) => parseCountList(v, "--concurrency", 256))),
     )
     .addOption(
       new Option(
@@ -171,7 +173,7 @@ Examples:
         ...(destination === undefined ? {} : { destination }),
         ...shape,
         partSizes: flags.partSize,
-        concurrencies: flags.concurrency,
+        ...(flags.concurrency === undefined ? {} : { concurrencies: flags.concurrency }),
         readAheads: flags.readAhead,
         ...(flags.network === undefined ? {} : { networks: flags.network }),
         ...pullShape(flags),

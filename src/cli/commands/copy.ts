@@ -11,6 +11,7 @@ import {
   type TransferFlags,
 } from "../common.js";
 import { runTransfer, transferFigures } from "../progress.js";
+import { DEFAULT_UPLOAD_CONCURRENCY } from "../../transfer/engine.js";
 
 interface SideFlags {
   profile?: string;
@@ -105,7 +106,7 @@ export function registerCopy(program: Command): void {
         .choices(["keep", "gzip", "zstd", "none"])
         .default("keep"),
     )
-    .addOption(concurrencyOption("4"))
+    .addOption(concurrencyOption(String(DEFAULT_UPLOAD_CONCURRENCY)))
     .addOption(
       new Option("--part-size <size>", "UploadLayerPart size for ECR destinations, 5MiB..20MiB")
         .env("ECRX_PART_SIZE")

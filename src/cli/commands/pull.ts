@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { pull } from "../../pull.js";
 import { addAwsOptions, awsOptionsFrom, concurrencyOption, outputOptions, type AwsFlags } from "../common.js";
 import { runTransfer, transferFigures } from "../progress.js";
+import { DEFAULT_CONCURRENCY } from "../../transfer/engine.js";
 
 interface PullFlags extends AwsFlags {
   platform?: string;
@@ -25,7 +26,7 @@ export function registerPull(program: Command): void {
       "the platform to take from a multi-platform image (default: this machine's)",
     )
     .option("--all-platforms", "keep the whole multi-platform index (oci: and oci-archive: only)")
-    .addOption(concurrencyOption("4"));
+    .addOption(concurrencyOption(String(DEFAULT_CONCURRENCY)));
   addAwsOptions(command);
   outputOptions(command);
   command.addHelpText(

@@ -10,6 +10,7 @@ import {
   type TransferFlags,
 } from "../common.js";
 import { runTransfer, transferFigures } from "../progress.js";
+import { DEFAULT_UPLOAD_CONCURRENCY } from "../../transfer/engine.js";
 
 type PushFlags = AwsFlags & TransferFlags;
 
@@ -33,7 +34,7 @@ export function registerPush(program: Command): void {
       (v: string, all: string[]) => [...all, v],
       [],
     )
-    .addOption(concurrencyOption("4"))
+    .addOption(concurrencyOption(String(DEFAULT_UPLOAD_CONCURRENCY)))
     .addOption(
       new Option("--part-size <size>", "UploadLayerPart size, 5MiB..20MiB (default 10MiB)")
         .env("ECRX_PART_SIZE")
