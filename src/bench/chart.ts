@@ -59,6 +59,15 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
+/**
+ * A font size at most `max` at which `text` fits the chart's width, for a font whose characters
+ * are about `widthPerSize` of its size wide (a long title with three network profiles in it).
+ */
+function fitFontSize(text: string, max: number, widthPerSize: number): number {
+  const fits = (WIDTH - 20) / (text.length * widthPerSize);
+  return Math.max(9, Math.min(max, Math.floor(fits * 10) / 10));
+}
+
 function round(n: number): string {
   return String(Math.round(n * 10) / 10);
 }
@@ -102,8 +111,8 @@ export function renderLineChart(chart: LineChart): string {
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="13">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
-    `<text x="${WIDTH / 2}" y="28" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(chart.title)}</text>`,
-    `<text x="${WIDTH / 2}" y="50" text-anchor="middle" font-size="12" fill="#555555">${escapeXml(chart.subtitle)}</text>`,
+    `<text x="${WIDTH / 2}" y="28" text-anchor="middle" font-size="${fitFontSize(chart.title, 17, 0.6)}" font-weight="bold">${escapeXml(chart.title)}</text>`,
+    `<text x="${WIDTH / 2}" y="50" text-anchor="middle" font-size="${fitFontSize(chart.subtitle, 12, 0.55)}" fill="#555555">${escapeXml(chart.subtitle)}</text>`,
   );
 
   out.push(`<g class="y-axis">`);
