@@ -35,6 +35,13 @@ export {
   type DockerConfigWriteOptions,
 } from "./login.js";
 export { serve, type ServeOptions, type RunningServer } from "./emulator/server.js";
+export {
+  networkProfile,
+  NETWORK_PROFILES,
+  type NetworkShape,
+  type NetworkProfile,
+  type ResolvedNetworkShape,
+} from "./emulator/network.js";
 export { EcrxError, EXIT_CODES, type ErrorCode } from "./errors.js";
 export {
   transferImage,
