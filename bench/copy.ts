@@ -14,26 +14,23 @@
  * (skopeo reports no transfer time of its own); ecrx's own clock is in the JSON results too.
  * Run 0 is a warm-up and is not counted; the figure is the median of the others.
  *
- * The layers are random bytes inside real gzip streams (stored blocks): skopeo looks at a
- * layer's first bytes and would gzip a layer that does not start like gzip, which would be
- * another benchmark. skopeo runs with --preserve-digests, which fails rather than change a blob.
+ * The layers are random bytes inside real gzip streams (stored blocks, lib/gzip-layout.ts):
+ * skopeo looks at a layer's first bytes and would gzip a layer that does not start like gzip,
+ * which would be another benchmark. skopeo runs with --preserve-digests, which fails rather
+ * than change a blob.
  */
 import { execFile } from "node:child_process";
-import { createCipheriv, createHash } from "node:crypto";
-import { once } from "node:events";
-import { createWriteStream } from "node:fs";
-import { cp, mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { parseArgs, promisify } from "node:util";
-import { createGzip } from "node:zlib";
 import { CreateRepositoryCommand, ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { startLocalServer } from "../src/bench/local-server.js";
 import { median } from "../src/bench/stats.js";
 import { startDockerRegistry } from "../test/helpers/docker-registry.js";
-import { ROOT, measure, type Measured } from "./lib/processes.js";
+import { buildGzipLayout } from "./lib/gzip-layout.js";
+import { ROOT, measure, snapshotDist, type Measured } from "./lib/processes.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -49,99 +46,6 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const scenarios = values.scenario ?? Object.keys(SCENARIOS);
-
-interface Layout {
-  path: string;
-  manifestDigest: string;
-  /** Layers and config: what a copy sends. */
-  bytes: number;
-}
-
-/** Counts and hashes what passes. */
-class Tap extends Transform {
-  readonly hash = createHash("sha256");
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
-/** A layer of `size` random bytes as a gzip stream of stored blocks (level 0): fast to make. */
-async function writeLayer(
-  blobs: string,
-  size: number,
-  seed: string,
-): Promise<{ digest: string; size: number }> {
-  const key = createHash("sha256").update(seed).digest();
-  const cipher = createCipheriv("aes-256-ctr", key, key.subarray(0, 16));
-  const source = new PassThrough();
-  const tap = new Tap();
-  const temporary = join(blobs, `${key.toString("hex").slice(0, 12)}.tmp`);
-  const written = pipeline(source, createGzip({ level: 0 }), tap, createWriteStream(temporary));
-  const zeros = Buffer.alloc(4 * MiB);
-  for (let left = size; left > 0;) {
-    const n = Math.min(zeros.length, left);
-    if (!source.write(cipher.update(zeros.subarray(0, n)))) await once(source, "drain");
-    left -= n;
-  }
-  source.end();
-  await written;
-  const digest = `sha256:${tap.hash.digest("hex")}`;
-  await rename(temporary, join(blobs, digest.slice("sha256:".length)));
-  return { digest, size: tap.bytes };
-}
-
-async function buildLayout(path: string, sizes: number[], seed: string): Promise<Layout> {
-  const blobs = join(path, "blobs", "sha256");
-  await mkdir(blobs, { recursive: true });
-  const layers = [];
-  for (const [i, size] of sizes.entries()) layers.push(await writeLayer(blobs, size, `${seed}/${i}`));
-  const putJson = async (doc: unknown) => {
-    const bytes = Buffer.from(JSON.stringify(doc));
-    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-    await writeFile(join(blobs, digest.slice("sha256:".length)), bytes);
-    return { digest, size: bytes.length };
-  };
-  // The diff_ids are made up: nothing here decompresses the layers.
-  const config = await putJson({
-    architecture: "amd64",
-    os: "linux",
-    config: { Labels: { "ecrx.bench.seed": seed } },
-    rootfs: {
-      type: "layers",
-      diff_ids: layers.map(
-        (_, i) => `sha256:${createHash("sha256").update(`${seed} diff ${i}`).digest("hex")}`,
-      ),
-    },
-  });
-  const manifest = await putJson({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...l })),
-  });
-  await writeFile(join(path, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(
-    join(path, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          ...manifest,
-          annotations: { "org.opencontainers.image.ref.name": "bench" },
-        },
-      ],
-    }),
-  );
-  return {
-    path,
-    manifestDigest: manifest.digest,
-    bytes: layers.reduce((sum, l) => sum + l.size, config.size),
-  };
-}
 
 interface Row {
   client: Client;
@@ -160,11 +64,7 @@ const loadBefore = await uptime();
 const work = await mkdtemp(join(tmpdir(), "ecrx-bench-copy-"));
 // The measured ecrx is a copy of dist taken now: a rebuild in the checkout during the run (other
 // work goes on there) changes neither the figures nor the server.
-const snapshot = join(work, "ecrx");
-await cp(join(ROOT, "dist"), join(snapshot, "dist"), { recursive: true });
-await writeFile(join(snapshot, "package.json"), JSON.stringify({ type: "module" }));
-await symlink(join(ROOT, "node_modules"), join(snapshot, "node_modules"));
-const ECRX = join(snapshot, "dist", "cli", "main.js");
+const ECRX = await snapshotDist(work);
 // Every command module loads: the copy is whole.
 await run(process.execPath, [ECRX, "copy", "--help"]);
 const registry = await startDockerRegistry();
@@ -232,14 +132,11 @@ try {
   for (const scenario of scenarios) {
     const sizes = SCENARIOS[scenario];
     if (!sizes) throw new Error(`unknown scenario ${scenario}`);
-    const layout = await buildLayout(join(work, scenario), sizes, `${seed}/${scenario}`);
+    const layout = await buildGzipLayout(join(work, scenario), sizes, `${seed}/${scenario}`);
+    // What a copy sends: the layers and the config.
+    const bytes = layout.layerBytes + layout.config.size;
     const source = `${registry.host}/bench/${scenario}:v1`;
-    await run("skopeo", [
-      "copy",
-      "--dest-tls-verify=false",
-      `oci:${layout.path}:bench`,
-      `docker://${source}`,
-    ]);
+    await run("skopeo", ["copy", "--dest-tls-verify=false", layout.reference, `docker://${source}`]);
     await rm(layout.path, { recursive: true, force: true });
     for (let r = 0; r <= runs; r++) {
       for (const client of CLIENTS) {
@@ -256,9 +153,8 @@ try {
           };
           if (summary.digest !== layout.manifestDigest)
             throw new Error(`${client}: digest ${summary.digest}`);
-          if (summary.bytesSent !== layout.bytes)
-            throw new Error(`${client}: sent ${summary.bytesSent} bytes`);
-          own = layout.bytes / 1e6 / summary.seconds;
+          if (summary.bytesSent !== bytes) throw new Error(`${client}: sent ${summary.bytesSent} bytes`);
+          own = bytes / 1e6 / summary.seconds;
         }
         const digest = await digestAt(repo);
         if (digest !== layout.manifestDigest) throw new Error(`${client}: ${repo} has ${digest}`);
@@ -266,7 +162,7 @@ try {
           client,
           scenario,
           run: r,
-          mbps: layout.bytes / 1e6 / m.wallSeconds,
+          mbps: bytes / 1e6 / m.wallSeconds,
           ownMbps: own,
           wallSeconds: m.wallSeconds,
           cpuSeconds: m.userSeconds + m.systemSeconds,
