@@ -1,11 +1,12 @@
 import { createCipheriv, createHash } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
+import { writeLayoutImage } from "../../src/bench/layout.js";
 
 /**
  * OCI layouts whose layers are random bytes inside real gzip streams (stored blocks, level 0):
@@ -74,43 +75,22 @@ export async function buildGzipLayout(
   await mkdir(blobs, { recursive: true });
   const layers = [];
   for (const [i, size] of sizes.entries()) layers.push(await writeLayer(blobs, size, `${seed}/${i}`));
-  const putJson = async (doc: unknown) => {
-    const bytes = Buffer.from(JSON.stringify(doc));
-    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-    await writeFile(join(blobs, digest.slice("sha256:".length)), bytes);
-    return { digest, size: bytes.length };
-  };
   // The diff_ids are made up: nothing here decompresses the layers.
-  const config = await putJson({
-    architecture: "amd64",
-    os: "linux",
-    config: { Labels: { "ecrx.bench.seed": seed } },
-    rootfs: {
-      type: "layers",
-      diff_ids: layers.map(
-        (_, i) => `sha256:${createHash("sha256").update(`${seed} diff ${i}`).digest("hex")}`,
-      ),
+  const { config, manifest } = await writeLayoutImage(
+    path,
+    TAG,
+    {
+      architecture: "amd64",
+      os: "linux",
+      config: { Labels: { "ecrx.bench.seed": seed } },
+      rootfs: {
+        type: "layers",
+        diff_ids: layers.map(
+          (_, i) => `sha256:${createHash("sha256").update(`${seed} diff ${i}`).digest("hex")}`,
+        ),
+      },
     },
-  });
-  const manifest = await putJson({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...l })),
-  });
-  await writeFile(join(path, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(
-    join(path, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          ...manifest,
-          annotations: { "org.opencontainers.image.ref.name": TAG },
-        },
-      ],
-    }),
+    layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...l })),
   );
   return {
     path,

@@ -89,27 +89,54 @@ export async function buildBenchLayout(
     await rename(temporary, file);
     layers.push({ digest, size: (await stat(file)).size, file });
   }
+  const layerMediaType =
+    options.content === "random"
+      ? "application/vnd.oci.image.layer.v1.tar+gzip"
+      : "application/vnd.oci.image.layer.v1.tar";
+  const { manifest } = await writeLayoutImage(
+    path,
+    TAG,
+    {
+      architecture: "amd64",
+      os: "linux",
+      config: { Labels: { "ecrx.bench.seed": String(options.seed) } },
+      rootfs: { type: "layers", diff_ids: diffIds },
+    },
+    layers.map((l) => ({ mediaType: layerMediaType, digest: l.digest, size: l.size })),
+  );
+  return {
+    path,
+    reference: `oci:${path}:${TAG}`,
+    layers,
+    manifestDigest: manifest.digest,
+    bytes: layers.reduce((sum, l) => sum + l.size, 0),
+  };
+}
+
+/**
+ * Finishes an OCI layout at `path` whose layer blobs are already in blobs/sha256: writes the
+ * config blob (`config`, as JSON), an image manifest of the config and `layers`, `oci-layout`, and
+ * index.json naming the manifest `tag`. Returns the config's and the manifest's descriptors.
+ */
+export async function writeLayoutImage(
+  path: string,
+  tag: string,
+  config: unknown,
+  layers: readonly { mediaType: string; digest: string; size: number }[],
+): Promise<{ config: { digest: string; size: number }; manifest: { digest: string; size: number } }> {
+  const blobs = join(path, "blobs", "sha256");
   const putJson = async (doc: unknown) => {
     const bytes = Buffer.from(JSON.stringify(doc));
     const hex = createHash("sha256").update(bytes).digest("hex");
     await writeFile(join(blobs, hex), bytes);
     return { digest: `sha256:${hex}`, size: bytes.length };
   };
-  const config = await putJson({
-    architecture: "amd64",
-    os: "linux",
-    config: { Labels: { "ecrx.bench.seed": String(options.seed) } },
-    rootfs: { type: "layers", diff_ids: diffIds },
-  });
-  const layerMediaType =
-    options.content === "random"
-      ? "application/vnd.oci.image.layer.v1.tar+gzip"
-      : "application/vnd.oci.image.layer.v1.tar";
+  const configBlob = await putJson(config);
   const manifest = await putJson({
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: layers.map((l) => ({ mediaType: layerMediaType, digest: l.digest, size: l.size })),
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...configBlob },
+    layers,
   });
   await writeFile(join(path, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   await writeFile(
@@ -120,16 +147,10 @@ export async function buildBenchLayout(
         {
           mediaType: "application/vnd.oci.image.manifest.v1+json",
           ...manifest,
-          annotations: { "org.opencontainers.image.ref.name": TAG },
+          annotations: { "org.opencontainers.image.ref.name": tag },
         },
       ],
     }),
   );
-  return {
-    path,
-    reference: `oci:${path}:${TAG}`,
-    layers,
-    manifestDigest: manifest.digest,
-    bytes: layers.reduce((sum, l) => sum + l.size, 0),
-  };
+  return { config: configBlob, manifest };
 }
