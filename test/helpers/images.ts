@@ -141,6 +141,28 @@ export function splitSize(total: number, count: number, spec: Omit<LayerSpec, "s
   }));
 }
 
+/**
+ * The registry interop tests' two OCI layouts, in `fresh("single")` and then `fresh("multi")`:
+ * `single`, one platform of `singleLayers`, and `multi`, an OCI index of linux/amd64 and
+ * linux/arm64 with a 48 KiB gzip and an 80 KiB zstd layer.
+ */
+export async function buildSingleAndMulti(
+  fresh: (name: string) => string,
+  singleLayers: LayerSpec[],
+): Promise<{ single: BuiltImage; multi: BuiltImage }> {
+  const single = await buildImage({ format: "oci-layout", dir: fresh("single"), layers: singleLayers });
+  const multi = await buildImage({
+    format: "oci-layout",
+    dir: fresh("multi"),
+    platforms: ["linux/amd64", "linux/arm64"],
+    layers: [
+      { size: 48 * KiB, compression: "gzip" },
+      { size: 80 * KiB, compression: "zstd" },
+    ],
+  });
+  return { single, multi };
+}
+
 export async function buildImage(options: BuildImageOptions): Promise<BuiltImage> {
   const { format, dir } = options;
   const classic = format === "docker-archive-classic";

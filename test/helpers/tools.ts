@@ -1,6 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { it } from "vitest";
+import { dockerRegistryInstalled, htpasswdInstalled } from "./docker-registry.js";
 
 const run = promisify(execFile);
 
@@ -33,6 +34,34 @@ export function requireTool(tool: string): boolean {
     }
   }
   return available;
+}
+
+/**
+ * Like requireTool, for a tool whose presence is found another way (docker-registry and htpasswd
+ * have no --version): under CI=true a missing one fails a test, elsewhere the skip is announced.
+ */
+export function requireInstalled(available: boolean, tool: string, debianPackage: string): boolean {
+  if (!available) {
+    if (process.env.CI === "true") {
+      it(`${tool} is installed (required under CI)`, () => {
+        throw new Error(`${tool} is missing; apt-get install ${debianPackage}`);
+      });
+    } else {
+      console.warn(
+        `skipping ${tool} interop tests: ${tool} is not installed (apt-get install ${debianPackage})`,
+      );
+    }
+  }
+  return available;
+}
+
+/** What the docker-registry interop tests use, each required as requireTool and requireInstalled do. */
+export function requireRegistryTools(): { skopeo: boolean; registry: boolean; htpasswd: boolean } {
+  return {
+    skopeo: requireTool("skopeo"),
+    registry: requireInstalled(dockerRegistryInstalled(), "docker-registry", "docker-registry"),
+    htpasswd: requireInstalled(htpasswdInstalled(), "htpasswd", "apache2-utils"),
+  };
 }
 
 /** Runs a tool, failing with its stderr. */

@@ -17,34 +17,14 @@ import { serve, type RunningServer } from "../../src/emulator/server.js";
 import type { AwsOptions } from "../../src/transports/aws/client-config.js";
 import type { TransferEvent } from "../../src/transfer/events.js";
 import { ensureBuilt, runCli } from "../helpers/cli.js";
-import {
-  dockerRegistryInstalled,
-  htpasswdInstalled,
-  startDockerRegistry,
-  type RunningDockerRegistry,
-} from "../helpers/docker-registry.js";
+import { startDockerRegistry, type RunningDockerRegistry } from "../helpers/docker-registry.js";
 import { expectEcrxError } from "../helpers/expect-error.js";
-import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
+import { buildImage, buildSingleAndMulti, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { useScratch } from "../helpers/scratch.js";
-import { requireTool, tool } from "../helpers/tools.js";
+import { requireRegistryTools, tool } from "../helpers/tools.js";
 
-const hasSkopeo = requireTool("skopeo");
-const hasRegistry = required(dockerRegistryInstalled(), "docker-registry", "docker-registry");
-const hasHtpasswd = required(htpasswdInstalled(), "htpasswd", "apache2-utils");
+const { skopeo: hasSkopeo, registry: hasRegistry, htpasswd: hasHtpasswd } = requireRegistryTools();
 const available = hasSkopeo && hasRegistry && hasHtpasswd;
-
-/** Like requireTool, for tools without --version: a failing test under CI=true, else a notice. */
-function required(present: boolean, name: string, debianPackage: string): boolean {
-  if (present) return true;
-  if (process.env.CI === "true") {
-    it(`${name} is installed (required under CI)`, () => {
-      throw new Error(`${name} is missing; apt-get install ${debianPackage}`);
-    });
-  } else {
-    console.warn(`skipping copy interop tests: ${name} is not installed (apt-get install ${debianPackage})`);
-  }
-  return false;
-}
 
 const scratch = useScratch("copy-interop");
 const USER = { username: "alice", password: "s3cret-alice" };
@@ -141,25 +121,12 @@ describe.runIf(available)("copy between docker-registry, two local ECR servers, 
     awsB = {
       credentials: { accessKeyId: ACCOUNT_B.accessKeyId, secretAccessKey: ACCOUNT_B.secretAccessKey },
     };
-    single = await buildImage({
-      format: "oci-layout",
-      dir: scratch.fresh("single"),
-      layers: [
-        { size: 96 * KiB, compression: "gzip" },
-        { size: 64 * KiB, compression: "zstd" },
-        { size: 32 * KiB, compression: "none" },
-        { size: 1 * MiB, compression: "gzip", content: "random" },
-      ],
-    });
-    multi = await buildImage({
-      format: "oci-layout",
-      dir: scratch.fresh("multi"),
-      platforms: ["linux/amd64", "linux/arm64"],
-      layers: [
-        { size: 48 * KiB, compression: "gzip" },
-        { size: 80 * KiB, compression: "zstd" },
-      ],
-    });
+    ({ single, multi } = await buildSingleAndMulti(scratch.fresh, [
+      { size: 96 * KiB, compression: "gzip" },
+      { size: 64 * KiB, compression: "zstd" },
+      { size: 32 * KiB, compression: "none" },
+      { size: 1 * MiB, compression: "gzip", content: "random" },
+    ]));
     plain = await buildImage({
       format: "oci-layout",
       dir: scratch.fresh("plain"),

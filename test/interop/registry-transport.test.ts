@@ -30,9 +30,6 @@ import {
   type RegistryOptions,
 } from "../../src/transports/registry/open.js";
 import {
-  dockerRegistryInstalled,
-  DOCKER_REGISTRY,
-  htpasswdInstalled,
   startTokenService,
   type TokenService,
   startDockerRegistry,
@@ -40,28 +37,11 @@ import {
 } from "../helpers/docker-registry.js";
 import { ecrClient } from "../helpers/emulator-clients.js";
 import { expectEcrxError } from "../helpers/expect-error.js";
-import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
+import { buildImage, buildSingleAndMulti, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { useScratch } from "../helpers/scratch.js";
-import { requireTool, tool } from "../helpers/tools.js";
+import { requireRegistryTools, tool } from "../helpers/tools.js";
 
-const hasSkopeo = requireTool("skopeo");
-const hasRegistry = required(dockerRegistryInstalled(), DOCKER_REGISTRY, "docker-registry");
-const hasHtpasswd = required(htpasswdInstalled(), "htpasswd", "apache2-utils");
-
-/** Like requireTool, for tools that have no --version: a failing test under CI=true, else a notice. */
-function required(available: boolean, tool: string, debianPackage: string): boolean {
-  if (available) return true;
-  if (process.env.CI === "true") {
-    it(`${tool} is installed (required under CI)`, () => {
-      throw new Error(`${tool} is missing; apt-get install ${debianPackage}`);
-    });
-  } else {
-    console.warn(
-      `skipping ${tool} interop tests: ${tool} is not installed (apt-get install ${debianPackage})`,
-    );
-  }
-  return false;
-}
+const { skopeo: hasSkopeo, registry: hasRegistry, htpasswd: hasHtpasswd } = requireRegistryTools();
 
 const scratch = useScratch("registry-interop");
 /** One platform: a gzip, a zstd, an uncompressed and a 6 MiB (streamed PATCH) layer. */
@@ -71,25 +51,12 @@ let multi: BuiltImage;
 
 beforeAll(async () => {
   if (!hasRegistry) return;
-  single = await buildImage({
-    format: "oci-layout",
-    dir: scratch.fresh("single"),
-    layers: [
-      { size: 64 * KiB, compression: "gzip" },
-      { size: 96 * KiB, compression: "zstd" },
-      { size: 32 * KiB, compression: "none" },
-      { size: 6 * MiB, compression: "gzip", content: "random" },
-    ],
-  });
-  multi = await buildImage({
-    format: "oci-layout",
-    dir: scratch.fresh("multi"),
-    platforms: ["linux/amd64", "linux/arm64"],
-    layers: [
-      { size: 48 * KiB, compression: "gzip" },
-      { size: 80 * KiB, compression: "zstd" },
-    ],
-  });
+  ({ single, multi } = await buildSingleAndMulti(scratch.fresh, [
+    { size: 64 * KiB, compression: "gzip" },
+    { size: 96 * KiB, compression: "zstd" },
+    { size: 32 * KiB, compression: "none" },
+    { size: 6 * MiB, compression: "gzip", content: "random" },
+  ]));
 }, 120_000);
 
 function ref(registry: RunningDockerRegistry, name: string): RegistryReference {
