@@ -7,6 +7,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI_MAIN = join(REPO_ROOT, "dist", "cli", "main.js");
@@ -65,4 +66,31 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       },
     );
   });
+}
+
+/**
+ * The environment of a CLI user whose home is `home`: a private cache, no AWS config or credentials
+ * files, no instance metadata; then `vars` (a server's AWS_* variables, a test's own).
+ */
+export function cliEnv(home: string, vars: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: home,
+    ECRX_CACHE_DIR: join(home, "cache"),
+    AWS_CONFIG_FILE: join(home, "no-aws-config"),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, "no-aws-credentials"),
+    AWS_EC2_METADATA_DISABLED: "true",
+    ...vars,
+  };
+}
+
+/** One `ecrx: ...` line, perhaps a `hint: ...` line, and never a stack frame. */
+export function expectShortError(stderr: string, message: RegExp): void {
+  const lines = stderr.trimEnd().split("\n");
+  expect(lines[0]).toMatch(/^ecrx: /);
+  expect(lines[0]).toMatch(message);
+  expect(
+    lines.slice(1).every((l) => l.startsWith("hint: ")),
+    stderr,
+  ).toBe(true);
+  expect(stderr).not.toMatch(/^\s+at /m);
 }

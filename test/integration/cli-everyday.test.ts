@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type RunningServer } from "../../src/emulator/server.js";
 import { EXIT_CODES } from "../../src/errors.js";
-import { ensureBuilt, runCli } from "../helpers/cli.js";
+import { cliEnv, ensureBuilt, expectShortError, runCli } from "../helpers/cli.js";
 import { buildImage, KiB, type BuiltImage } from "../helpers/images.js";
 import { useScratch } from "../helpers/scratch.js";
 
@@ -23,27 +23,7 @@ let multi: BuiltImage;
 let repo: string;
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    HOME: home,
-    ECRX_CACHE_DIR: join(home, "cache"),
-    AWS_CONFIG_FILE: join(home, "no-aws-config"),
-    AWS_SHARED_CREDENTIALS_FILE: join(home, "no-aws-credentials"),
-    AWS_EC2_METADATA_DISABLED: "true",
-    ...server.env,
-    ...extra,
-  };
-}
-
-/** One `ecrx: ...` line, perhaps a `hint: ...` line, and never a stack frame. */
-function expectShortError(stderr: string, message: RegExp): void {
-  const lines = stderr.trimEnd().split("\n");
-  expect(lines[0]).toMatch(/^ecrx: /);
-  expect(lines[0]).toMatch(message);
-  expect(
-    lines.slice(1).every((l) => l.startsWith("hint: ")),
-    stderr,
-  ).toBe(true);
-  expect(stderr).not.toMatch(/^\s+at /m);
+  return cliEnv(home, { ...server.env, ...extra });
 }
 
 beforeAll(async () => {

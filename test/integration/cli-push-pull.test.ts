@@ -10,7 +10,7 @@ import { BatchGetImageCommand, type ECRClient } from "@aws-sdk/client-ecr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type RunningServer } from "../../src/emulator/server.js";
 import { EXIT_CODES } from "../../src/errors.js";
-import { ensureBuilt, runCli } from "../helpers/cli.js";
+import { cliEnv, ensureBuilt, expectShortError, runCli } from "../helpers/cli.js";
 import { ecrClient } from "../helpers/emulator-clients.js";
 import { buildImage, KiB, type BuiltImage } from "../helpers/images.js";
 
@@ -21,15 +21,10 @@ let image: BuiltImage;
 
 /** The environment of a user pointed at the local server: its credentials, a private cache. */
 function env(): Record<string, string> {
-  return {
-    HOME: work,
-    ECRX_CACHE_DIR: join(work, "cache"),
-    AWS_CONFIG_FILE: join(work, "no-aws-config"),
-    AWS_SHARED_CREDENTIALS_FILE: join(work, "no-aws-credentials"),
-    AWS_EC2_METADATA_DISABLED: "true",
+  return cliEnv(work, {
     AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
     AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
-  };
+  });
 }
 
 function ndjson(stdout: string): Record<string, unknown>[] {
@@ -37,18 +32,6 @@ function ndjson(stdout: string): Record<string, unknown>[] {
     .trimEnd()
     .split("\n")
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-/** One `ecrx: ...` line, perhaps a `hint: ...` line, and never a stack frame. */
-function expectShortError(stderr: string, message: RegExp): void {
-  const lines = stderr.trimEnd().split("\n");
-  expect(lines[0]).toMatch(/^ecrx: /);
-  expect(lines[0]).toMatch(message);
-  expect(
-    lines.slice(1).every((l) => l.startsWith("hint: ")),
-    stderr,
-  ).toBe(true);
-  expect(stderr).not.toMatch(/^\s+at /m);
 }
 
 beforeAll(async () => {
