@@ -12,6 +12,8 @@ import {
   type ECRClientConfig,
 } from "@aws-sdk/client-ecr";
 import { ECRPUBLICClient, type ECRPUBLICClientConfig } from "@aws-sdk/client-ecr-public";
+import type { AwsOptions } from "../../src/transports/aws/client-config.js";
+import { ociImageManifest } from "./oci-manifest.js";
 
 /** What a client needs to know of a running emulator (RunningServer and RunningFront have it). */
 export interface EmulatorEndpoint {
@@ -25,6 +27,11 @@ function credentials(server: EmulatorEndpoint): { accessKeyId: string; secretAcc
     accessKeyId: server.env.AWS_ACCESS_KEY_ID ?? "test",
     secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY ?? "test",
   };
+}
+
+/** The library's `aws` options (push, pull, copy) for the server: its region and credentials. */
+export function awsOptionsFor(server: EmulatorEndpoint): AwsOptions {
+  return { region: server.region, credentials: credentials(server) };
 }
 
 /** An ECR client for the server; one attempt unless told otherwise, so tests see every refusal. */
@@ -105,18 +112,9 @@ export async function pushTestImage(
   );
   const layerDigest = await uploadBlob(client, repositoryName, layer);
   const configDigest = await uploadBlob(client, repositoryName, config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: configDigest,
-      size: config.length,
-    },
-    layers: [
-      { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: layer.length },
-    ],
-  });
+  const manifest = ociImageManifest({ digest: configDigest, size: config.length }, [
+    { digest: layerDigest, size: layer.length },
+  ]);
   await client.send(
     new PutImageCommand({
       repositoryName,

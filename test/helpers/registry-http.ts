@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { request } from "undici";
+import { ociImageManifest } from "./oci-manifest.js";
 
 export interface RegistryEndpoint {
   url: string;
@@ -83,19 +84,11 @@ export async function prepareImage(
   );
   const layerDigest = await pushBlob(server, repository, layer);
   const configDigest = await pushBlob(server, repository, config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: configDigest,
-      size: config.length,
-    },
-    layers: [
-      { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: layer.length },
-    ],
-    ...extra,
-  });
+  const manifest = ociImageManifest(
+    { digest: configDigest, size: config.length },
+    [{ digest: layerDigest, size: layer.length }],
+    extra,
+  );
   return { manifest, digest: sha256(manifest), configDigest, layer, layerDigest };
 }
 

@@ -12,7 +12,7 @@ import {
   DeleteRepositoryCommand,
   DescribeImagesCommand,
   DescribeRepositoriesCommand,
-  ECRClient,
+  type ECRClient,
   GetAuthorizationTokenCommand,
   GetDownloadUrlForLayerCommand,
   InitiateLayerUploadCommand,
@@ -26,6 +26,8 @@ import {
 import * as pub from "@aws-sdk/client-ecr-public";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type RunningServer } from "../../src/emulator/server.js";
+import { ecrClient, ecrPublicClient } from "../helpers/emulator-clients.js";
+import { ociImageManifest } from "../helpers/oci-manifest.js";
 
 const ACCOUNT = "123456789012";
 let server: RunningServer;
@@ -38,17 +40,8 @@ function sha256(data: Buffer | string): string {
 
 beforeAll(async () => {
   server = await serve({ port: 0, accountId: ACCOUNT, rates: "off" });
-  const credentials = {
-    accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
-    secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
-  };
-  ecr = new ECRClient({ endpoint: server.url, region: server.region, credentials, maxAttempts: 1 });
-  ecrPublic = new pub.ECRPUBLICClient({
-    endpoint: server.url,
-    region: "us-east-1",
-    credentials,
-    maxAttempts: 1,
-  });
+  ecr = ecrClient(server);
+  ecrPublic = ecrPublicClient(server);
 });
 
 afterAll(async () => {
@@ -100,18 +93,9 @@ describe("private ECR through @aws-sdk/client-ecr", () => {
     });
     expect(check.failures?.[0]?.failureCode).toBe("MissingLayerDigest");
 
-    const manifest = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: configDigest,
-        size: config.length,
-      },
-      layers: [
-        { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: layer.length },
-      ],
-    });
+    const manifest = ociImageManifest({ digest: configDigest, size: config.length }, [
+      { digest: layerDigest, size: layer.length },
+    ]);
     const put = await ecr.send(
       new PutImageCommand({ repositoryName: "sdk/app", imageManifest: manifest, imageTag: "v1" }),
     );
@@ -223,16 +207,7 @@ describe("ECR Public through @aws-sdk/client-ecr-public", () => {
     );
     expect(check.layers?.[0]?.layerAvailability).toBe("AVAILABLE");
 
-    const manifest = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: [],
-    });
+    const manifest = ociImageManifest({ digest: sha256(config), size: config.length }, []);
     await ecrPublic.send(
       new pub.PutImageCommand({ repositoryName: "tool", imageManifest: manifest, imageTag: "latest" }),
     );

@@ -13,12 +13,12 @@ import { join } from "node:path";
 import { CreateRepositoryCommand } from "@aws-sdk/client-ecr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type RunningServer, type ServeOptions } from "../../src/emulator/server.js";
-import { EcrxError } from "../../src/errors.js";
 import { hostPlatform } from "../../src/manifest/platform.js";
 import { pull, type PullOptions } from "../../src/pull.js";
 import { push } from "../../src/push.js";
 import { cleanupAwsCli, pushLayoutWithAwsCli, requireAwsCli } from "../helpers/awscli.js";
-import { ecrClient } from "../helpers/emulator-clients.js";
+import { awsOptionsFor, ecrClient } from "../helpers/emulator-clients.js";
+import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, KiB, MiB, type BuiltImage } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
@@ -38,13 +38,7 @@ let dockerImage: BuiltImage;
 let ociImage: BuiltImage;
 
 function aws(target: RunningServer = server): PullOptions["aws"] {
-  return {
-    region: target.region,
-    credentials: {
-      accessKeyId: target.env.AWS_ACCESS_KEY_ID!,
-      secretAccessKey: target.env.AWS_SECRET_ACCESS_KEY!,
-    },
-  };
+  return awsOptionsFor(target);
 }
 
 function remote(repository: string, tagOrDigest: string, target: RunningServer = server): string {
@@ -102,21 +96,6 @@ async function readLayoutIndex(layout: string) {
   return JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as {
     manifests: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[];
   };
-}
-
-async function expectPullError(promise: Promise<unknown>, code: string, message: RegExp): Promise<EcrxError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the pull should have failed").toBeInstanceOf(EcrxError);
-  const e = err as EcrxError;
-  expect({ code: e.code, message: e.message }).toMatchObject({
-    code,
-    message: expect.stringMatching(message),
-  });
-  expect(e.message).not.toContain("\n");
-  return e;
 }
 
 /** An image with one random layer of `size` bytes (uncompressed, so kept as is) on a server of its own. */
@@ -513,7 +492,7 @@ describe("pull", () => {
     ] as const) {
       const out = await dir(`corrupt-${kind}`);
       const destination = `${kind}:${join(out, name)}${kind === "docker-archive" ? "" : ":v1"}`;
-      await expectPullError(
+      await expectEcrxError(
         pull(remote("corrupt/app", "v1"), destination, { aws: aws() }),
         "INTEGRITY",
         new RegExp(`${layer.digest}.*digest mismatch`),
@@ -524,7 +503,7 @@ describe("pull", () => {
     }
     // The same through ranged downloads.
     const out = await dir("corrupt-ranged");
-    await expectPullError(
+    await expectEcrxError(
       pull(remote("corrupt/app", "v1"), `oci:${join(out, "layout")}`, {
         aws: aws(),
         download: { rangeThreshold: 64 * KiB, rangeSize: 32 * KiB },
@@ -537,7 +516,7 @@ describe("pull", () => {
 
   it("fails with NOT_FOUND on a missing tag, creating nothing", async () => {
     const out = await dir("missing-tag");
-    const err = await expectPullError(
+    const err = await expectEcrxError(
       pull(remote("single/oci", "nope"), `oci:${join(out, "layout")}`, { aws: aws() }),
       "NOT_FOUND",
       /image single\/oci:nope not found/,
@@ -548,7 +527,7 @@ describe("pull", () => {
 
   it("refuses --all-platforms into a docker-archive (USAGE) before writing anything", async () => {
     const out = await dir("all-docker");
-    await expectPullError(
+    await expectEcrxError(
       pull(remote("cli/multi", "v1"), `docker-archive:${join(out, "image.tar")}`, {
         aws: aws(),
         allPlatforms: true,

@@ -22,13 +22,14 @@ import {
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type RunningServer } from "../../src/emulator/server.js";
-import { EcrxError } from "../../src/errors.js";
+import type { EcrxError } from "../../src/errors.js";
 import { push, type PushOptions, type PushResult } from "../../src/push.js";
 import { FileBlobInfoCache } from "../../src/transfer/blob-info-cache.js";
 import type { TransferEvent } from "../../src/transfer/events.js";
 import { cleanupAwsCli, readImageWithAwsCli, requireAwsCli, type AwsCliImage } from "../helpers/awscli.js";
 import { CLI_MAIN, ensureBuilt, runCli } from "../helpers/cli.js";
-import { ecrClient } from "../helpers/emulator-clients.js";
+import { awsOptionsFor, ecrClient } from "../helpers/emulator-clients.js";
+import { expectEcrxError } from "../helpers/expect-error.js";
 import { buildImage, GiB, KiB, layersOf, MiB } from "../helpers/images.js";
 import { requireTool, tool } from "../helpers/tools.js";
 
@@ -49,13 +50,7 @@ let work: string;
 let counter = 0;
 
 function aws(target: RunningServer = server): PushOptions["aws"] {
-  return {
-    region: target.region,
-    credentials: {
-      accessKeyId: target.env.AWS_ACCESS_KEY_ID!,
-      secretAccessKey: target.env.AWS_SECRET_ACCESS_KEY!,
-    },
-  };
+  return awsOptionsFor(target);
 }
 
 function ref(repository: string, tags: string, target: RunningServer = server): string {
@@ -109,22 +104,6 @@ async function digestOfTag(repository: string, tag: string): Promise<string | un
     new BatchGetImageCommand({ repositoryName: repository, imageIds: [{ imageTag: tag }] }),
   );
   return out.images?.[0]?.imageId?.imageDigest;
-}
-
-/** Expects an EcrxError of `code` whose message is one line matching `message`. */
-async function expectEcrxError(promise: Promise<unknown>, code: string, message: RegExp): Promise<EcrxError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the push should have failed").toBeInstanceOf(EcrxError);
-  const e = err as EcrxError;
-  expect({ code: e.code, message: e.message }).toMatchObject({
-    code,
-    message: expect.stringMatching(message),
-  });
-  expect(e.message).not.toContain("\n");
-  return e;
 }
 
 beforeAll(async () => {
