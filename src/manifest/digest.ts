@@ -210,6 +210,10 @@ export class VerifiedByteSource extends Readable implements VerifyingStream, Byt
     this.check = new BlobCheck(expected, options);
     // Its failures reach us as readInto's rejections.
     source.on("error", () => undefined);
+    // As with a piped DigestVerifier (whose pipeline listens), a stream destroyed with an error
+    // before or after anyone reads it (an interrupted transfer) must not crash the process; its
+    // readers get the error through their own listeners or readInto's rejection.
+    this.on("error", () => undefined);
   }
 
   get bytes(): number {

@@ -344,6 +344,10 @@ async function sendBlob(
         job.transform.kind === "copy"
           ? verified
           : withStage(verified, job.transform, job.source, options.gzipLevel);
+      // The destination reports the body's failures through putBlob; once it has stopped reading
+      // (it failed first, and the transfer is being stopped), nobody else listens, and an
+      // interrupted body's 'error' event would crash the process.
+      body.on("error", () => undefined);
       const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
       signal.addEventListener("abort", abort, { once: true });
       let result: Descriptor;
