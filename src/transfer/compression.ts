@@ -22,7 +22,7 @@ export const GZIP_DEFAULTS = {
 export interface ParallelGzipOptions {
   memberSize?: number;
   level?: number;
-  /** Members compressed at once. Default: the cores. */
+  /** Members in flight at once. Default: twice the cores (see ParallelGzip). */
   parallel?: number;
 }
 
@@ -45,7 +45,10 @@ export class ParallelGzip extends Transform {
     super();
     this.memberSize = options.memberSize ?? GZIP_DEFAULTS.memberSize;
     this.level = options.level ?? GZIP_DEFAULTS.level;
-    this.parallel = options.parallel ?? Math.max(2, availableParallelism());
+    // Twice the cores: members finish out of order, and with one per core a core sat idle while
+    // the oldest member, which must be emitted first, was still being compressed (117 against
+    // 150 MB/s on this project's two cores, bench/README.md, target 7).
+    this.parallel = options.parallel ?? 2 * Math.max(1, availableParallelism());
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
