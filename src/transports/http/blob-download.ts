@@ -61,9 +61,6 @@ export function downloadAgent(): Agent {
   return sharedAgent;
 }
 
-/** Ranges are handed downstream in slices of this size. */
-const EMIT_SLICE = 1024 * 1024;
-
 export function downloadBlob(options: DownloadOptions): Readable {
   const fetcher = new RangeFetcher(options);
   const threshold = options.rangeThreshold ?? DOWNLOAD_DEFAULTS.rangeThreshold;
@@ -109,7 +106,7 @@ class RangeFetcher {
     const size = this.options.size;
     const rangeSize = this.options.rangeSize ?? DOWNLOAD_DEFAULTS.rangeSize;
     const parallel = this.options.parallel ?? DOWNLOAD_DEFAULTS.parallel;
-    const window: Promise<Buffer>[] = [];
+    const window: Promise<Buffer[]>[] = [];
     let next = 0;
     const start = () => {
       const first = next;
@@ -122,12 +119,9 @@ class RangeFetcher {
     try {
       while (next < size && window.length < parallel) start();
       while (window.length > 0) {
-        const range = await window.shift()!;
+        const chunks = await window.shift()!;
         if (next < size) start();
-        // In slices, so that the stream's buffer (1 MiB) bounds what waits downstream.
-        for (let offset = 0; offset < range.length; offset += EMIT_SLICE) {
-          yield range.subarray(offset, offset + EMIT_SLICE);
-        }
+        yield* chunks;
       }
     } finally {
       // A consumer that stopped early (an error downstream) leaves nothing running.
@@ -135,19 +129,10 @@ class RangeFetcher {
     }
   }
 
-  /**
-   * One range, copied into a buffer of its own as it arrives. Keeping the socket's chunks until
-   * the range's turn came instead (64 KiB each, held for a second or more) got them promoted,
-   * and their external memory made V8 run a full collection every few MB: a third of a pull's CPU.
-   */
-  private async collect(first: number, last: number): Promise<Buffer> {
-    const range = Buffer.allocUnsafeSlow(last - first + 1);
-    let filled = 0;
-    for await (const chunk of this.stream(first, last)) {
-      chunk.copy(range, filled);
-      filled += chunk.length;
-    }
-    return range;
+  private async collect(first: number, last: number): Promise<Buffer[]> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.stream(first, last)) chunks.push(chunk);
+    return chunks;
   }
 
   /** Bytes first..last (inclusive), resuming at the first missing byte after each failure. */
