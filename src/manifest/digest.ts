@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { pipeline, Readable, Transform, type TransformCallback } from "node:stream";
 import { EcrxError, type ErrorCode } from "../errors.js";
-import { asByteSource, type ByteSource } from "../util/byte-source.js";
+import { asByteSource, STREAM_CHUNK, type ByteSource } from "../util/byte-source.js";
 import type { Digest } from "./types.js";
 
 export type DigestAlgorithm = "sha256" | "sha512";
@@ -210,10 +210,6 @@ export class VerifiedByteSource extends Readable implements VerifyingStream, Byt
     this.check = new BlobCheck(expected, options);
     // Its failures reach us as readInto's rejections.
     source.on("error", () => undefined);
-    // As with a piped DigestVerifier (whose pipeline listens), a stream destroyed with an error
-    // before or after anyone reads it (an interrupted transfer) must not crash the process; its
-    // readers get the error through their own listeners or readInto's rejection.
-    this.on("error", () => undefined);
   }
 
   get bytes(): number {
@@ -259,9 +255,6 @@ export class VerifiedByteSource extends Readable implements VerifyingStream, Byt
     callback(error);
   }
 }
-
-/** Chunk size of a VerifiedByteSource read as a stream. */
-const STREAM_CHUNK = 1024 * 1024;
 
 /**
  * `source` verified as it is read: a VerifiedByteSource when the source can fill a reader's

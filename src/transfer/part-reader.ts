@@ -69,6 +69,8 @@ export class PartReader {
     if (this.done) return undefined;
     const part = this.allocate(this.partSize);
     let filled = 0;
+    // Until a full part or 0: a short read is the last bytes, and only the read that returns 0
+    // lets a VerifiedByteSource check the size and digest.
     while (filled < this.partSize) {
       const read = await bytes.readInto(part.subarray(filled));
       if (read === 0) {

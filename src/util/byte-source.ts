@@ -25,8 +25,11 @@ export function asByteSource(stream: Readable): (Readable & ByteSource) | undefi
   return candidate as Readable & ByteSource;
 }
 
-/** The chunk size when read as a stream: 10 MiB parts in 10 trips through the thread pool. */
-const STREAM_CHUNK = 1024 * 1024;
+/**
+ * The chunk size of a ByteSource read as a stream: 10 MiB parts in 10 trips through the thread
+ * pool.
+ */
+export const STREAM_CHUNK = 1024 * 1024;
 
 /**
  * Bytes `start..end` (inclusive) of a file, as a stream and as a ByteSource. The file is opened
