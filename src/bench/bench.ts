@@ -240,7 +240,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
         const layoutPath = join(work, `run-${index}`);
         let outcome: RunnerOutcome;
         if (mode === "pull") {
-          pullSource ??= await pushPullImage(point);
+          pullSource ??= await pushPullImage(point, runnerEnv);
           outcome = await runProcess(
             pullSpec(point, pullSource, `oci:${layoutPath}`),
             runnerEnv,
@@ -367,7 +367,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   }
 
   /** Pushes the image a pull sweep pulls (not measured) and returns its reference by digest. */
-  async function pushPullImage(point: SweepPoint): Promise<string> {
+  async function pushPullImage(point: SweepPoint, env: NodeJS.ProcessEnv): Promise<string> {
     const layoutPath = join(work, "pull-image");
     let source = options.from;
     if (source === undefined) {
@@ -379,7 +379,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     if (options.destination !== undefined) cleanup.repositories.push(repository);
     const outcome = await runProcess(
       { ...pushSpec(point, source, destination), createRepository: true },
-      server === undefined ? process.env : { ...process.env, ...server.running.env },
+      env,
       options.signal,
     );
     await rm(layoutPath, { recursive: true, force: true });
