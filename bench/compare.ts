@@ -34,7 +34,7 @@ import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs, promisify } from "node:util";
 import { createGunzip } from "node:zlib";
-import { BatchGetImageCommand, ECRClient, GetDownloadUrlForLayerCommand } from "@aws-sdk/client-ecr";
+import { BatchGetImageCommand, GetDownloadUrlForLayerCommand } from "@aws-sdk/client-ecr";
 import { startLocalServer } from "../src/bench/local-server.js";
 import { median, spread, type Spread } from "../src/bench/stats.js";
 import { DOCKER_REGISTRY, startDockerRegistry } from "../test/helpers/docker-registry.js";
@@ -43,6 +43,7 @@ import {
   childPid,
   clientRow,
   cpuSecondsOf,
+  localEcrClient,
   measure,
   ROOT,
   snapshotDist,
@@ -281,14 +282,7 @@ interface Pushed {
 
 async function pushWithEcrx(ecrx: string, work: string, job: Job): Promise<Pushed> {
   const server = await startLocalServer({ cli: ecrx, args: ["--rates", "off"] });
-  const ecr = new ECRClient({
-    endpoint: server.url,
-    region: "us-east-1",
-    credentials: {
-      accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
-      secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
-    },
-  });
+  const ecr = localEcrClient(server);
   try {
     const pid = await childPid(`${ecrx} serve`);
     const repositoryName = `${job.target}-ecrx-${job.run}`;

@@ -25,12 +25,12 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { CreateRepositoryCommand, ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
+import { CreateRepositoryCommand, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { startLocalServer } from "../src/bench/local-server.js";
 import { median } from "../src/bench/stats.js";
 import { startDockerRegistry } from "../test/helpers/docker-registry.js";
 import { buildGzipLayout } from "./lib/gzip-layout.js";
-import { ROOT, measure, snapshotDist, type Measured } from "./lib/processes.js";
+import { ROOT, localEcrClient, measure, snapshotDist, type Measured } from "./lib/processes.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -70,14 +70,7 @@ await run(process.execPath, [ECRX, "copy", "--help"]);
 const registry = await startDockerRegistry();
 const server = await startLocalServer({ cli: ECRX });
 const ecrHost = `127.0.0.1:${new URL(server.url).port}`;
-const ecr = new ECRClient({
-  endpoint: server.url,
-  region: "us-east-1",
-  credentials: {
-    accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
-    secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
-  },
-});
+const ecr = localEcrClient(server);
 const token = (await ecr.send(new GetAuthorizationTokenCommand({}))).authorizationData![0]!
   .authorizationToken!;
 const ecrCreds = Buffer.from(token, "base64").toString();

@@ -49,7 +49,7 @@ import { parseArgs, promisify } from "node:util";
 import {
   CreateRepositoryCommand,
   DescribeImagesCommand,
-  ECRClient,
+  type ECRClient,
   GetAuthorizationTokenCommand,
   GetDownloadUrlForLayerCommand,
 } from "@aws-sdk/client-ecr";
@@ -58,7 +58,7 @@ import { spread, type Spread } from "../src/bench/stats.js";
 import { NETWORK_PROFILES, networkProfile, type ResolvedNetworkShape } from "../src/emulator/network.js";
 import { choosePartSize } from "../src/transfer/part-size.js";
 import { buildGzipLayout, type GzipLayout } from "./lib/gzip-layout.js";
-import { ROOT, measure, type Measured } from "./lib/processes.js";
+import { ROOT, localEcrClient, measure, type Measured } from "./lib/processes.js";
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -196,14 +196,7 @@ interface Target {
 async function startTarget(profile: Profile): Promise<Target> {
   const args = ["--rates", "off", "--network", profile.name];
   const server = await startLocalServer({ cli: ECRX, args });
-  const ecr = new ECRClient({
-    endpoint: server.url,
-    region: server.env.AWS_REGION!,
-    credentials: {
-      accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
-      secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
-    },
-  });
+  const ecr = localEcrClient(server);
   const token = (await ecr.send(new GetAuthorizationTokenCommand({}))).authorizationData![0]!
     .authorizationToken!;
   return {

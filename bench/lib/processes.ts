@@ -1,6 +1,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { cp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ECRClient } from "@aws-sdk/client-ecr";
+import type { LocalServer } from "../../src/bench/local-server.js";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const ECRX = `${ROOT}dist/cli/main.js`;
@@ -111,4 +113,16 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
   const fields = await procStat(pid);
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** An ECR API client of the local server `startLocalServer` started, with the credentials it accepts. */
+export function localEcrClient(server: LocalServer): ECRClient {
+  return new ECRClient({
+    endpoint: server.url,
+    region: server.env.AWS_REGION!,
+    credentials: {
+      accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
+      secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
+    },
+  });
 }
