@@ -20,7 +20,7 @@
  * ECR API. ECR Public repositories keep their `public.ecr.aws/<alias>/<repo>` names; the client
  * reaches this server for them through AWS_ENDPOINT_URL_ECR_PUBLIC.
  */
-import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
+import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -58,6 +58,7 @@ import { createAuthorizationToken, AUTHORIZATION_TOKEN_LIFETIME_SECONDS } from "
 import { RateLimiter, type RatesMode } from "./rates.js";
 import { RegistryApi } from "./registry-api.js";
 import { BufferPool } from "../transfer/buffer-pool.js";
+import { sha256HexOffThread } from "../util/sha256.js";
 import { verifySignature } from "./sigv4.js";
 import { Store } from "./store.js";
 
@@ -250,12 +251,8 @@ function connectHost(host: string): string {
 
 class RequestTooLarge extends Error {}
 
-/** Reads the body up to `limit` bytes, hashing it on the way; one copy of the bytes is kept. */
-function readBody(
-  req: IncomingMessage,
-  limit: number,
-  allocate: (size: number) => Buffer,
-): Promise<{ body: Buffer; sha256: string }> {
+/** Reads the body up to `limit` bytes; one copy of the bytes is kept. */
+function readBody(req: IncomingMessage, limit: number, allocate: (size: number) => Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = req.headers["content-length"];
     // node's parser has already refused a malformed Content-Length; the check keeps allocUnsafe safe.
@@ -264,7 +261,6 @@ function readBody(
       reject(new RequestTooLarge());
       return;
     }
-    const hash = createHash("sha256");
     // With a declared length the chunks are copied into place as they come, never concatenated.
     const preallocated = declaredLength === undefined ? undefined : allocate(declaredLength);
     const chunks: Buffer[] = [];
@@ -282,15 +278,13 @@ function readBody(
         reject(new RequestTooLarge());
         return;
       }
-      hash.update(chunk);
       if (preallocated) chunk.copy(preallocated, received);
       else chunks.push(chunk);
       received += chunk.length;
     };
     const onEnd = (): void => {
       cleanup();
-      const body = preallocated ? preallocated.subarray(0, received) : Buffer.concat(chunks, received);
-      resolve({ body, sha256: hash.digest("hex") });
+      resolve(preallocated ? preallocated.subarray(0, received) : Buffer.concat(chunks, received));
     };
     const onClose = (): void => {
       cleanup();
@@ -488,13 +482,13 @@ class Front {
   }
 
   private async handleApi(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    let received: { body: Buffer; sha256: string } | undefined;
+    let body: Buffer | undefined;
     // The network's API latency is the service's time per call, from the whole request to the
     // answer: our own processing (a part's hashing and decoding, tens of ms here) is part of it,
     // not added to it, or the emulator would be slower than the profile says.
     let answerNotBefore = 0;
     try {
-      received = await readBody(req, MAX_REQUEST_BODY_BYTES, this.allocate);
+      body = await readBody(req, MAX_REQUEST_BODY_BYTES, this.allocate);
       answerNotBefore = performance.now() + (this.options.network?.apiLatencyMs ?? 0);
     } catch (err) {
       if (err instanceof RequestTooLarge) {
@@ -536,6 +530,16 @@ class Front {
     const now = this.options.now();
     const region = service === "ecr" ? this.options.region : ECR_PUBLIC_REGION;
 
+    // The body's hash runs on the thread pool while this thread parses the body (for a part, the
+    // base64 decoding of 14 MB): the two are about equally long. What the parse found is only
+    // acted on once the signature holds, as AWS checks the signature first.
+    const bodySha256 = sha256HexOffThread(body);
+    let parsed: { input: OperationInput } | { error: ApiError };
+    try {
+      parsed = { input: parseBody(body, this.allocate) };
+    } catch (err) {
+      parsed = { error: err as ApiError };
+    }
     try {
       await verifySignature(
         {
@@ -543,75 +547,84 @@ class Front {
           path: "/",
           query: (req.url ?? "").split("?")[1] ?? "",
           headers: req.headers,
-          bodySha256: received.sha256,
+          bodySha256: await bodySha256,
         },
         { credentials: this.options.credentials, region, service, now },
       );
     } catch (err) {
+      this.release(parsed);
       if (err instanceof ApiError) sendApiError(res, requestId, err);
       else this.sendUnexpected(res, requestId, err, "signature check");
       return;
+    } finally {
+      // Hashed and parsed: the next request may have the buffer.
+      this.buffers.give(body);
+      body = undefined;
     }
 
-    const table = this.operations[service];
-    // hasOwn: a target like `...constructor` must not find Object.prototype's members.
-    const handler = Object.hasOwn(table, operationName) ? table[operationName] : undefined;
-    if (handler === undefined) {
-      sendApiError(res, requestId, new ApiError("UnknownOperationException", `Unknown operation ${target}`));
-      return;
-    }
-    if (!this.limiter.allow(service, operationName)) {
-      sendApiError(res, requestId, new ApiError("ThrottlingException", "Rate exceeded"));
-      return;
-    }
-    const fault = await this.applyFaultsBefore(operationName);
-    if (fault.refuse === "reset") {
-      dropConnection(req);
-      return;
-    }
-    if (fault.refuse === "throttle") {
-      sendApiError(res, requestId, new ApiError("ThrottlingException", "Rate exceeded"));
-      return;
-    }
-    if (fault.refuse === "error") {
-      sendApiError(res, requestId, new ApiError("ServerException", "An internal error occurred.", 500));
-      return;
-    }
-
-    // Memory of a 20 MiB part (28 MB of JSON): the bytes are let go as soon as they are text, the
-    // text as soon as it is parsed, so that the collector may reclaim each before the next copy.
-    // (Locals of an async function live across its awaits unless cleared.)
-    let body: Buffer | undefined = received.body;
-    received = undefined;
-    let input: OperationInput;
     try {
-      input = parseBody(body, this.allocate);
-    } catch (err) {
-      sendApiError(res, requestId, err as ApiError);
-      return;
-    }
-    this.buffers.give(body);
-    body = undefined;
+      const table = this.operations[service];
+      // hasOwn: a target like `...constructor` must not find Object.prototype's members.
+      const handler = Object.hasOwn(table, operationName) ? table[operationName] : undefined;
+      if (handler === undefined) {
+        sendApiError(
+          res,
+          requestId,
+          new ApiError("UnknownOperationException", `Unknown operation ${target}`),
+        );
+        return;
+      }
+      if (!this.limiter.allow(service, operationName)) {
+        sendApiError(res, requestId, new ApiError("ThrottlingException", "Rate exceeded"));
+        return;
+      }
+      const fault = await this.applyFaultsBefore(operationName);
+      if (fault.refuse === "reset") {
+        dropConnection(req);
+        return;
+      }
+      if (fault.refuse === "throttle") {
+        sendApiError(res, requestId, new ApiError("ThrottlingException", "Rate exceeded"));
+        return;
+      }
+      if (fault.refuse === "error") {
+        sendApiError(res, requestId, new ApiError("ServerException", "An internal error occurred.", 500));
+        return;
+      }
 
-    const context = await this.requestContext(service, region, now, input);
-    let output: object | undefined;
-    let failure: unknown;
-    try {
-      output = await handler(input, context);
-    } catch (err) {
-      failure = err;
+      if ("error" in parsed) {
+        sendApiError(res, requestId, parsed.error);
+        return;
+      }
+      const input = parsed.input;
+      const context = await this.requestContext(service, region, now, input);
+      let output: object | undefined;
+      let failure: unknown;
+      try {
+        output = await handler(input, context);
+      } catch (err) {
+        failure = err;
+      }
+      if (fault.lost) {
+        dropConnection(req);
+        return;
+      }
+      const early = answerNotBefore - performance.now();
+      if (early > 0) await sleep(early);
+      if (failure === undefined) sendJson(res, 200, requestId, output ?? {});
+      else if (failure instanceof ApiError) sendApiError(res, requestId, failure);
+      else this.sendUnexpected(res, requestId, failure, operationName);
+    } finally {
+      // The operation is done with a decoded part (the store wrote it): the next request may have it.
+      this.release(parsed);
     }
-    // The operation is done with a decoded part (the store wrote it): the next request may have it.
-    if (Buffer.isBuffer(input.layerPartBlob)) this.buffers.give(input.layerPartBlob);
-    if (fault.lost) {
-      dropConnection(req);
-      return;
+  }
+
+  /** Gives a decoded part back to the pool. */
+  private release(parsed: { input: OperationInput } | { error: ApiError }): void {
+    if ("input" in parsed && Buffer.isBuffer(parsed.input.layerPartBlob)) {
+      this.buffers.give(parsed.input.layerPartBlob);
     }
-    const early = answerNotBefore - performance.now();
-    if (early > 0) await sleep(early);
-    if (failure === undefined) sendJson(res, 200, requestId, output ?? {});
-    else if (failure instanceof ApiError) sendApiError(res, requestId, failure);
-    else this.sendUnexpected(res, requestId, failure, operationName);
   }
 
   private async applyFaultsBefore(target: string): Promise<FaultDecision> {

@@ -365,15 +365,17 @@ export class Store {
           parts: [...state.session.parts, data.length],
         };
         try {
-          await writeFile(dataPath, data, { flag: "a" });
+          // The running hash takes this thread while the thread pool writes the file.
+          const written = writeFile(dataPath, data, { flag: "a" });
+          state.hash?.update(data);
+          await written;
           await this.writeAtomic(metaPath, JSON.stringify(next));
         } catch (err) {
-          // Put the file back to the persisted byte count; the running hash may be ahead, drop it.
+          // Put the file back to the persisted byte count; the running hash is ahead of it: drop it.
           state.hash = undefined;
           await truncate(dataPath, state.session.received).catch(() => undefined);
           throw err;
         }
-        state.hash?.update(data);
         state.session = next;
       },
       appendStream: async (source) => {
