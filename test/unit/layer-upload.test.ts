@@ -22,7 +22,7 @@ function recordingApi() {
     createRepository: () => Promise.resolve(),
     checkLayers: () => Promise.resolve([]),
     initiateLayerUpload: () => Promise.resolve({ uploadId: "u1", partSize: undefined }),
-    prepareLayerPart(uploadId, firstByte, blob): PreparedLayerPart {
+    async prepareLayerPart(uploadId, firstByte, blob): Promise<PreparedLayerPart> {
       events.push(`prepare ${firstByte / (5 * MiB)}`);
       return {
         uploadId,
@@ -105,5 +105,42 @@ describe("uploadLayer read-ahead", () => {
   it("refuses a read-ahead outside 0..4 before starting an upload", async () => {
     await expect(upload(5, bytes)).rejects.toMatchObject({ code: "USAGE", message: /read-ahead 5/ });
     await expect(upload(1.5, bytes)).rejects.toMatchObject({ code: "USAGE" });
+  });
+});
+
+describe("uploadLayer preparation across uploads", () => {
+  it("prepares the parts of concurrent uploads two at a time, so that the first are ready first", async () => {
+    let preparing = 0;
+    let most = 0;
+    const order: number[] = [];
+    const uploads = Array.from({ length: 6 }, (_, blob) => {
+      const { api } = recordingApi();
+      // A preparation that takes a while (as hashing and base64 do), counted while it runs.
+      api.prepareLayerPart = async (uploadId, firstByte, bytes) => {
+        preparing++;
+        most = Math.max(most, preparing);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        preparing--;
+        order.push(blob);
+        return {
+          uploadId,
+          firstByte,
+          lastByte: firstByte + bytes.length - 1,
+          blob: bytes,
+          body: { body: Buffer.alloc(0), sha256: "" },
+        };
+      };
+      const bytes = randomBytes(5 * MiB);
+      return uploadLayer(api, Readable.from([bytes]), {
+        digest: undefined,
+        sizeHint: bytes.length,
+        partSize: 5 * MiB,
+        progress: () => undefined,
+      });
+    });
+    await Promise.all(uploads);
+    expect(most).toBe(2);
+    // In the order the uploads asked: the first blobs' parts are not held back by the later ones'.
+    expect(order).toEqual([0, 1, 2, 3, 4, 5]);
   });
 });

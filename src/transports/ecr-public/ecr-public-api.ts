@@ -120,7 +120,7 @@ export class PublicEcrApi implements EcrApi {
     firstByte: number,
     blob: Buffer,
     allocate?: (size: number) => Buffer,
-  ): PreparedLayerPart {
+  ): Promise<PreparedLayerPart> {
     return prepareLayerPart(this.ids, uploadId, firstByte, blob, allocate);
   }
 

@@ -50,7 +50,7 @@ export interface EcrApi {
     firstByte: number,
     blob: Buffer,
     allocate?: (size: number) => Buffer,
-  ): PreparedLayerPart;
+  ): Promise<PreparedLayerPart>;
   /** Sends a prepared part; returns lastByteReceived. */
   uploadLayerPart(part: PreparedLayerPart): Promise<number>;
   /** Returns the digest the registry computed. */
@@ -96,16 +96,17 @@ export function layerAvailability(out: LayerCheckOutput): LayerAvailability[] {
 }
 
 /** The request of one part, for either service (their UploadLayerPart members are the same). */
-export function prepareLayerPart(
+export async function prepareLayerPart(
   ids: { registryId?: string | undefined; repositoryName: string },
   uploadId: string,
   firstByte: number,
   blob: Buffer,
   allocate?: (size: number) => Buffer,
-): PreparedLayerPart {
+): Promise<PreparedLayerPart> {
   const lastByte = firstByte + blob.length - 1;
   const members = { ...ids, uploadId, partFirstByte: firstByte, partLastByte: lastByte };
-  return { uploadId, firstByte, lastByte, blob, body: prepareLayerPartBody(members, blob, allocate) };
+  const body = await prepareLayerPartBody(members, blob, allocate);
+  return { uploadId, firstByte, lastByte, blob, body };
 }
 
 /*

@@ -104,7 +104,7 @@ export class PrivateEcrApi implements EcrApi {
     firstByte: number,
     blob: Buffer,
     allocate?: (size: number) => Buffer,
-  ): PreparedLayerPart {
+  ): Promise<PreparedLayerPart> {
     return prepareLayerPart(this.ids, uploadId, firstByte, blob, allocate);
   }
 

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
+import pLimit from "p-limit";
 import { EcrxError } from "../../errors.js";
 import { BufferPool } from "../../transfer/buffer-pool.js";
 import { PartReader } from "../../transfer/part-reader.js";
@@ -30,6 +31,16 @@ const MAX_PART_RESUMES = 5;
  * holds more memory (bench/README.md, "read-ahead").
  */
 export const READ_AHEAD = { default: 1, max: 4 };
+
+/**
+ * The CPU work of preparing parts (hashing, base64, the body's hash), for every upload of the
+ * process, two at a time: one on the JS thread while the other's body hash runs on the thread
+ * pool. Run all at once, the preparations of ten blobs interleave on the one thread and every
+ * first part is ready only when all are, while the registry waits: 250 ms before the first of
+ * ten 20 MiB parts went out, against 25 ms one at a time. Reading is not in it: a source waiting
+ * on its network must not hold up the others.
+ */
+const preparing = pLimit(2);
 
 /**
  * Uploads one blob through ECR's layer-upload protocol:
@@ -78,8 +89,10 @@ export async function uploadLayer(
   const prepareNext = async (): Promise<PreparedLayerPart | undefined> => {
     const blob = await reader.next();
     if (blob === undefined) return undefined;
-    hash?.update(blob);
-    const part = api.prepareLayerPart(uploadId, nextOffset, blob, allocate);
+    const part = await preparing(() => {
+      hash?.update(blob);
+      return api.prepareLayerPart(uploadId, nextOffset, blob, allocate);
+    });
     nextOffset += blob.length;
     return part;
   };
@@ -169,7 +182,7 @@ async function sendPart(api: EcrApi, prepared: PreparedLayerPart): Promise<void>
           { cause: err },
         );
       }
-      part = api.prepareLayerPart(uploadId, resumeAt, blob.subarray(resumeAt - firstByte));
+      part = await api.prepareLayerPart(uploadId, resumeAt, blob.subarray(resumeAt - firstByte));
     }
   }
 }

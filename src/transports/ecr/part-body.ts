@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type {
   BuildHandler,
   BuildHandlerArguments,
@@ -11,6 +10,7 @@ import type {
   SerializeMiddleware,
 } from "@smithy/types";
 import { HttpRequest } from "@smithy/protocol-http";
+import { sha256HexOffThread } from "../../util/sha256.js";
 
 /**
  * UploadLayerPart request bodies built by ecrx, ready before they are needed.
@@ -19,7 +19,8 @@ import { HttpRequest } from "@smithy/protocol-http";
  * string with JSON.stringify for each 10 MiB part (about 440 MB/s against 5 GB/s for base64
  * itself), and the signer then hashes the body: all of it on the critical path, after the
  * previous part's answer. Here the body is built as one Buffer (JSON prefix + base64 + suffix;
- * base64 needs no escaping) and hashed while the previous part is still in flight; a middleware
+ * base64 needs no escaping) and hashed, on the thread pool, while the previous part is still in
+ * flight (hashed on this thread, the 7 ms would stall the socket that sends that part); a middleware
  * hands it to the SDK in place of its own, with `x-amz-content-sha256` so the signer uses the hash
  * instead of computing it again. Signing, retries and error parsing stay the SDK's own.
  */
@@ -47,11 +48,11 @@ const BASE64_SLICE = 48 * 1024;
  * The JSON body of UploadLayerPart for these members and bytes, and its SHA-256. `allocate` gives
  * the buffer (a pool's); by default a new one.
  */
-export function prepareLayerPartBody(
+export async function prepareLayerPartBody(
   members: LayerPartMembers,
   blob: Uint8Array,
   allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
-): PreparedPartBody {
+): Promise<PreparedPartBody> {
   const { registryId, ...rest } = members;
   const head = JSON.stringify(registryId === undefined ? rest : { registryId, ...rest });
   const prefix = `${head.slice(0, -1)},"layerPartBlob":"`;
@@ -68,7 +69,7 @@ export function prepareLayerPartBody(
     );
   }
   body.write(suffix, offset, "latin1");
-  return { body, sha256: createHash("sha256").update(body).digest("hex") };
+  return { body, sha256: await sha256HexOffThread(body) };
 }
 
 /** Marks a command input with its prepared body (the input must carry the same members). */
@@ -86,7 +87,7 @@ const takeBlob: SerializeMiddleware<object, MetadataBearer> =
   async (args: SerializeHandlerArguments<object>) => {
     const input = args.input as LayerPartMembers & { layerPartBlob?: Uint8Array } & WithPrepared;
     if (!isUploadLayerPart(context) || !(input.layerPartBlob instanceof Uint8Array)) return next(args);
-    context[PREPARED] = input[PREPARED] ?? prepareLayerPartBody(input, input.layerPartBlob);
+    context[PREPARED] = input[PREPARED] ?? (await prepareLayerPartBody(input, input.layerPartBlob));
     // The SDK serializes an empty blob; its body is replaced at the build step.
     return next({ ...args, input: { ...input, layerPartBlob: new Uint8Array(0) } });
   };
