@@ -4,8 +4,9 @@
  *
  *   npm run build && npx tsx bench/push.ts [--runs 5] [--scenario 1gib|10x20mib]
  *
- * The server runs in its own process; each client run is a fresh process under /usr/bin/time
- * (wall, user+sys CPU, peak RSS) pushing to a fresh repository, so every blob is really sent.
+ * Each client run is a fresh process under /usr/bin/time (wall, user+sys CPU, peak RSS) pushing to
+ * a fresh `ecrx serve` of its own (child process, data removed after it), so every blob is really
+ * sent and no run writes into the memory earlier runs' stored gigabytes left cold (bench/README.md).
  * MB/s is layer bytes (10^6) per second of transfer, from the clients' own clocks (process
  * start-up excluded); CPU and RSS are of the whole client process.
  */
@@ -14,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { buildBenchLayout } from "../src/bench/layout.js";
-import { startLocalServer } from "../src/bench/local-server.js";
+import { startLocalServer, type LocalServer } from "../src/bench/local-server.js";
 import { median } from "../src/bench/stats.js";
 import { clientRow, ECRX, ROOT, measure, type ClientRow } from "./lib/processes.js";
 
@@ -31,7 +32,15 @@ const runs = Number(values.runs);
 const scenarios = values.scenario ?? Object.keys(SCENARIOS);
 
 const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
-const server = await startLocalServer({ cli: ECRX });
+/** A fresh server for one client run, stopped (and its data removed) when `run` is done. */
+async function withServer<T>(run: (server: LocalServer) => Promise<T>): Promise<T> {
+  const server = await startLocalServer({ cli: ECRX });
+  try {
+    return await run(server);
+  } finally {
+    await server.stop();
+  }
+}
 // A new seed for each run of each invocation: every push finds its blobs missing.
 const seed = Date.now() % 2 ** 30;
 const rows: ClientRow[] = [];
@@ -45,21 +54,27 @@ try {
         content: "random",
         seed: seed + scenarios.indexOf(scenario) * 1000 + run,
       });
-      const env = { ...process.env, ...server.env, ECRX_CACHE_DIR: join(work, "cache") };
+      const envOf = (server: LocalServer) => ({
+        ...process.env,
+        ...server.env,
+        ECRX_CACHE_DIR: join(work, "cache"),
+      });
 
-      const ecrx = await measure(
-        "node",
-        [
-          ECRX,
-          "push",
-          `oci:${layout.path}:bench`,
-          `${server.registryHost}/ecrx-${scenario}-${run}:bench`,
-          "--create-repo",
-          "--compression",
-          "keep",
-          "--json",
-        ],
-        env,
+      const ecrx = await withServer((server) =>
+        measure(
+          "node",
+          [
+            ECRX,
+            "push",
+            `oci:${layout.path}:bench`,
+            `${server.registryHost}/ecrx-${scenario}-${run}:bench`,
+            "--create-repo",
+            "--compression",
+            "keep",
+            "--json",
+          ],
+          envOf(server),
+        ),
       );
       if (ecrx.code !== 0) throw new Error(`ecrx push failed: ${ecrx.stderr}`);
       const summary = JSON.parse(ecrx.stdout.trim().split("\n").at(-1)!) as {
@@ -67,16 +82,18 @@ try {
         bytesSent: number;
       };
 
-      const baseline = await measure(
-        "node",
-        [
-          join(ROOT, "node_modules/tsx/dist/cli.mjs"),
-          join(ROOT, "bench/baseline-push-client.ts"),
-          server.url,
-          `baseline-${scenario}-${run}`,
-          layout.path,
-        ],
-        env,
+      const baseline = await withServer((server) =>
+        measure(
+          "node",
+          [
+            join(ROOT, "node_modules/tsx/dist/cli.mjs"),
+            join(ROOT, "bench/baseline-push-client.ts"),
+            server.url,
+            `baseline-${scenario}-${run}`,
+            layout.path,
+          ],
+          envOf(server),
+        ),
       );
       if (baseline.code !== 0) throw new Error(`baseline failed: ${baseline.stderr}`);
       const base = JSON.parse(baseline.stdout.trim()) as { seconds: number; bytes: number };
@@ -92,7 +109,6 @@ try {
     }
   }
 } finally {
-  await server.stop();
   await rm(work, { recursive: true, force: true });
 }
 

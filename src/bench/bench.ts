@@ -159,7 +159,7 @@ const MAX_CONSECUTIVE_FAILURES = 3;
  * Measures pushes (or pulls): for every point of the sweep (network profile, part size, read-ahead,
  * concurrency; range size and ranges in flight for pulls), one warm-up run and `runs` measured
  * runs, each in a fresh process (runner.ts) so that its CPU and peak memory are its own; a local
- * server, one per network profile, runs in another process. Every push's blobs are new, or the
+ * server runs in another process, a fresh one for each push and one per network profile for pulls. Every push's blobs are new, or the
  * availability check would skip them: generated content takes a new seed each run; a given image
  * (`from`) goes to a new repository each run. A pull sweep pushes its image once and pulls it whole
  * every run. What was pushed is deleted at the end unless `keep`.
@@ -217,23 +217,30 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     const total = points.length * (runs + WARMUPS);
     let index = 0;
     let consecutiveFailures = 0;
+    const startServer = async (network: string | undefined): Promise<void> => {
+      await server?.running.stop();
+      server = undefined;
+      pullSource = undefined;
+      const running = await startLocalServer({ args: network === undefined ? [] : ["--network", network] });
+      server = { network, running };
+      runnerEnv = { ...process.env, ...running.env };
+      repo = ecrReference(`${running.registryHost}/ecrx-bench`);
+    };
     for (const [p, point] of points.entries()) {
-      if (options.destination === undefined && (server === undefined || server.network !== point.network)) {
-        // One local server per network profile, fresh for each.
-        await server?.running.stop();
-        server = undefined;
-        pullSource = undefined;
-        const running = await startLocalServer({
-          args: point.network === undefined ? [] : ["--network", point.network],
-        });
-        server = { network: point.network, running };
-        runnerEnv = { ...process.env, ...running.env };
-        repo = ecrReference(`${running.registryHost}/ecrx-bench`);
-      }
       for (let run = 0; run < runs + WARMUPS; run++, index++) {
         if (options.signal?.aborted || consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
           skippedRuns++;
           continue;
+        }
+        // A local server of the point's network profile. A push gets a fresh one each run, whose
+        // data goes with it: a server that kept every run's gigabyte would make each later run
+        // write into memory the machine has not touched yet, which on VMs costs several times
+        // more (bench/README.md, "Conditions"), and later runs would measure that.
+        if (
+          options.destination === undefined &&
+          (server === undefined || server.network !== point.network || mode === "push")
+        ) {
+          await startServer(point.network);
         }
         const warmup = run < WARMUPS;
         options.onRun?.({ type: "run-start", point, run, warmup, index, total });
