@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { pipeline, Readable } from "node:stream";
 import pLimit from "p-limit";
 import { EcrxError, isEcrxError } from "../errors.js";
@@ -201,6 +202,10 @@ async function transfer(
   // The first failure stops the rest: queued blobs do not start, streams in flight are destroyed.
   const stop = new AbortController();
   const blobSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  // Each blob in flight listens on it (to destroy its body on a stop) until it ends: with ten at
+  // once that passes node's leak warning at ten listeners, which is not a leak. One per blob of
+  // this transfer, plus the usual ten for anything else, is still a bound.
+  setMaxListeners(toSend.length + 10, blobSignal);
   let bytesSent = 0;
   const runs = toSend.map((job) =>
     limit(async () => {
