@@ -83,6 +83,7 @@ describe("ecrx bench", () => {
       [10, 2],
     ]);
     const digests = new Set<string>();
+    const servers = new Set<string>();
     for (const point of report.points) {
       expect(point.runs).toHaveLength(3);
       expect(point.runs.map((r) => r.warmup)).toEqual([true, false, false]);
@@ -100,6 +101,7 @@ describe("ecrx bench", () => {
         expect(r.cpuUserSeconds + r.cpuSystemSeconds).toBeGreaterThan(0);
         expect(r.maxRssBytes).toBeGreaterThan(20 * MiB);
         digests.add(r.digest);
+        servers.add(r.repository.split("/")[0]!);
       }
       const s = point.summary;
       expect(s.runs).toBe(2);
@@ -113,8 +115,9 @@ describe("ecrx bench", () => {
       expect(s.cpuSecondsPerGiB.median).toBeGreaterThan(0);
       expect(s.blobsSkipped).toBe(0);
     }
-    // New content every run: 12 different images.
+    // New content every run: 12 different images, each pushed to a server of its own (its port).
     expect(digests.size).toBe(12);
+    expect(servers.size).toBe(12);
     const svg = await readFile(chart, "utf8");
     expect(svg).toMatch(/^<svg /);
     expect(svg.match(/<polyline /g)).toHaveLength(2);

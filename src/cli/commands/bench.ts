@@ -69,7 +69,7 @@ export function registerBench(program: Command): void {
     .description(
       "Push generated layers (or --from an image) again and again and report throughput (MB/s of layer bytes), " +
         "UploadLayerPart rate and latency, client CPU per GiB, peak memory, retries and throttles. Without a " +
-        "destination it pushes to `ecrx serve` started in a child process; with one it pushes to that " +
+        "destination it pushes to `ecrx serve` started in a child process, a fresh one for every push; with one it pushes to that " +
         "repository and deletes what it pushed afterwards (unless --keep). Every combination of --part-size and " +
         "--concurrency is a point: one warm-up run, then --runs measured runs, each push in a fresh process so " +
         "that its CPU and memory are its own. Every run's blobs are new: generated content gets a new seed per " +
@@ -347,7 +347,7 @@ export function renderReport(report: BenchReport): string {
   const lines = [
     `ecrx bench: ${s.title}`,
     `  blobs: ${s.freshnessNote}`,
-    `  ${s.warmups} warm-up + ${s.runs} measured run(s) per point, each ${s.mode} in a fresh process; medians, (min..max)`,
+    `  ${s.warmups} warm-up + ${s.runs} measured run(s) per point, each ${s.mode} in a fresh process${s.mode === "push" && s.target === "local" ? " to a fresh local server" : ""}; medians, (min..max)`,
     `  machine: ${s.machine.cpus} x ${s.machine.model}, node ${s.machine.node}; load average ${load(s.machine.loadAverage.start)} at start, ${load(s.machine.loadAverage.end)} at end`,
     "",
     pointTable(report),
