@@ -100,6 +100,41 @@ describe("SigV4 on the ECR API", () => {
     expect(await repositoryNames()).not.toContain("signed-body");
   });
 
+  it("refuses a body changed after signing on a shaped server too, which hashes bodies as they arrive", async () => {
+    const shaped = await serve({
+      port: 0,
+      accessKeyId: "AKIALOCAL",
+      secretAccessKey: "local-secret",
+      network: { rttMs: 1 },
+    });
+    try {
+      const send = async (signedName: string, sentName: string) => {
+        const signed = await signedJsonRequest({
+          endpoint: shaped.url,
+          target: `${ECR_TARGET_PREFIX}CreateRepository`,
+          body: JSON.stringify({ repositoryName: signedName }),
+          accessKeyId: "AKIALOCAL",
+          secretAccessKey: "local-secret",
+          signPayloadHash: false,
+        });
+        const res = await request(signed.url, {
+          method: "POST",
+          headers: signed.headers,
+          body: JSON.stringify({ repositoryName: sentName }),
+        });
+        return { status: res.statusCode, body: (await res.body.json()) as { __type?: string } };
+      };
+      expect(await send("shaped-signed", "shaped-forged")).toMatchObject({
+        status: 400,
+        body: { __type: "InvalidSignatureException" },
+      });
+      // The same request sent as signed is accepted: the hash on arrival is the body's.
+      expect(await send("shaped-signed", "shaped-signed")).toMatchObject({ status: 200 });
+    } finally {
+      await shaped.close();
+    }
+  });
+
   it("refuses a request signed for another region", async () => {
     const client = ecrClient(server, { region: "eu-west-1" });
     const err = await refusal(client.send(new CreateRepositoryCommand({ repositoryName: "other-region" })));
