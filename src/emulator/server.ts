@@ -496,7 +496,7 @@ class Front {
     // Through a shaped network the body comes slower than this thread hashes it: hashed as it
     // arrives, it is hashed for free. Unshaped (loopback), it comes as fast as the thread can copy
     // it, and hashing it afterwards on the thread pool, alongside the decoding, is faster: 1 GiB
-    // pushes ~1.2x faster here, while on the in-region profile that order lost 4 points of the
+    // pushes ~1.2x faster here, while on the in-region profile that order lost 3-4 points of the
     // wire's rate (bench/README.md).
     const arrivingHash = this.options.network === undefined ? undefined : createHash("sha256");
     try {
