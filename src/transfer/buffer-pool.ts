@@ -1,7 +1,8 @@
 /**
- * A few large buffers recycled within one upload. Each part of a push needs a 10 MiB part and a
- * 14 MB request body; allocating them afresh made the garbage collector a quarter of the client's
- * time. Buffers come back only once nothing refers to them any more (the part was acknowledged).
+ * A few large buffers recycled within one upload, or across the uploads of one push. Each part of
+ * a push needs a 10 MiB part and a 14 MB request body; allocating them afresh made the garbage
+ * collector a quarter of the client's time. Buffers come back only once nothing refers to them
+ * any more (the part was acknowledged).
  */
 const SLACK = 64 * 1024;
 

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { EcrApi, PreparedLayerPart } from "../../src/transports/ecr/api.js";
+import { EcrDestination } from "../../src/transports/ecr/destination.js";
 import { uploadLayer } from "../../src/transports/ecr/layer-upload.js";
 
 const MiB = 1024 * 1024;
@@ -21,7 +22,12 @@ function recordingApi() {
     describeRepository: () => Promise.resolve({ repositoryName: "repo", imageTagMutability: "MUTABLE" }),
     createRepository: () => Promise.resolve(),
     checkLayers: () => Promise.resolve([]),
-    initiateLayerUpload: () => Promise.resolve({ uploadId: "u1", partSize: undefined }),
+    initiateLayerUpload: () => {
+      // Each upload starts afresh at byte 0.
+      lastByte = -1;
+      received.length = 0;
+      return Promise.resolve({ uploadId: "u1", partSize: undefined });
+    },
     async prepareLayerPart(uploadId, firstByte, blob): Promise<PreparedLayerPart> {
       events.push(`prepare ${firstByte / (5 * MiB)}`);
       return {
@@ -142,5 +148,35 @@ describe("uploadLayer preparation across uploads", () => {
     expect(most).toBe(2);
     // In the order the uploads asked: the first blobs' parts are not held back by the later ones'.
     expect(order).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+});
+
+describe("uploadLayer buffers", () => {
+  it("hands a finished upload's part buffers to the next blob of the same push (EcrDestination)", async () => {
+    const { api } = recordingApi();
+    const destination = new EcrDestination(api, "repo");
+    const seen: Set<ArrayBufferLike>[] = [];
+    const prepare = api.prepareLayerPart.bind(api);
+    api.prepareLayerPart = (uploadId, firstByte, bytes, allocate) => {
+      seen.at(-1)!.add(bytes.buffer);
+      return prepare(uploadId, firstByte, bytes, allocate);
+    };
+    for (let blob = 0; blob < 2; blob++) {
+      seen.push(new Set());
+      const bytes = randomBytes(3 * 5 * MiB);
+      // Chunks of 1 MiB: each part is filled in a pool's buffer (a chunk of one whole part would go as it is).
+      const chunks = Array.from({ length: 15 }, (_, i) => bytes.subarray(i * MiB, (i + 1) * MiB));
+      const blobToPut = {
+        mediaType: "application/octet-stream",
+        digest: undefined,
+        size: bytes.length,
+        sizeIsExact: true,
+      };
+      await destination.putBlob(blobToPut, Readable.from(chunks), () => undefined);
+    }
+    const [first, second] = seen as [Set<ArrayBufferLike>, Set<ArrayBufferLike>];
+    expect(first.size).toBeGreaterThan(0);
+    // Every part buffer of the second blob is one the first allocated: nothing new was faulted in.
+    for (const buffer of second) expect(first.has(buffer)).toBe(true);
   });
 });

@@ -20,6 +20,17 @@ export interface LayerUploadOptions {
   readAhead?: number | undefined;
   progress: ProgressFn;
   signal?: AbortSignal | undefined;
+  /**
+   * Where part buffers and request bodies come from and go back to; shared by the uploads of one
+   * push, a blob that starts takes over the buffers of one that ended instead of faulting in new
+   * ones. Default: a pool of this upload's own.
+   */
+  buffers?: BufferPool | undefined;
+}
+
+/** The buffers one upload holds at most: a part and its request body, in flight and read ahead. */
+export function uploadBufferCount(readAhead: number = READ_AHEAD.default): number {
+  return 2 * (readAhead + 1);
 }
 
 /** How many times one part is resumed after InvalidLayerPartException before giving up. */
@@ -68,7 +79,7 @@ export async function uploadLayer(
     );
   }
   // A part and its request body for the one in flight and each one prepared.
-  const pool = new BufferPool(2 * (readAhead + 1));
+  const pool = options.buffers ?? new BufferPool(uploadBufferCount(readAhead));
   const allocate = (size: number) => pool.take(size);
   const reader = new PartReader(body, partSize, allocate);
   const hash: Hash | undefined = options.digest === undefined ? createHash("sha256") : undefined;
