@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { EcrApi, PreparedLayerPart } from "../../src/transports/ecr/api.js";
+import { prepareLayerPart, type EcrApi, type PreparedLayerPart } from "../../src/transports/ecr/api.js";
 import { EcrDestination } from "../../src/transports/ecr/destination.js";
 import { uploadLayer } from "../../src/transports/ecr/layer-upload.js";
+import { partBytesFrom, prepareLayerPartBody } from "../../src/transports/ecr/part-body.js";
 
 const MiB = 1024 * 1024;
 
@@ -14,6 +15,8 @@ const MiB = 1024 * 1024;
 function recordingApi() {
   const events: string[] = [];
   const received: Buffer[] = [];
+  /** What each prepared part carries, by its first byte. */
+  const sent = new Map<number, Buffer>();
   let lastByte = -1;
   const api: EcrApi = {
     service: "ecr",
@@ -30,13 +33,10 @@ function recordingApi() {
     },
     async prepareLayerPart(uploadId, firstByte, blob): Promise<PreparedLayerPart> {
       events.push(`prepare ${firstByte / (5 * MiB)}`);
-      return {
-        uploadId,
-        firstByte,
-        lastByte: firstByte + blob.length - 1,
-        blob,
-        body: { body: Buffer.alloc(0), sha256: "" },
-      };
+      // A copy, as a body would be: the part buffer goes back to the pool once prepared.
+      sent.set(firstByte, Buffer.from(blob));
+      const body = { body: Buffer.alloc(0), sha256: "", blobStart: 0, blobSize: blob.length };
+      return { uploadId, firstByte, lastByte: firstByte + blob.length - 1, body };
     },
     async uploadLayerPart(part) {
       const index = part.firstByte / (5 * MiB);
@@ -44,7 +44,7 @@ function recordingApi() {
       expect(part.firstByte).toBe(lastByte + 1);
       // Long enough for every preparation the read-ahead allows to run meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 20));
-      received.push(Buffer.from(part.blob));
+      received.push(sent.get(part.firstByte)!);
       lastByte = part.lastByte;
       events.push(`sent ${index}`);
       return part.lastByte;
@@ -122,19 +122,15 @@ describe("uploadLayer preparation across uploads", () => {
     const uploads = Array.from({ length: 6 }, (_, blob) => {
       const { api } = recordingApi();
       // A preparation that takes a while (as hashing and base64 do), counted while it runs.
-      api.prepareLayerPart = async (uploadId, firstByte, bytes) => {
+      const prepare = api.prepareLayerPart.bind(api);
+      api.prepareLayerPart = async (uploadId, firstByte, bytes, allocate) => {
         preparing++;
         most = Math.max(most, preparing);
         await new Promise((resolve) => setTimeout(resolve, 5));
+        const part = await prepare(uploadId, firstByte, bytes, allocate);
         preparing--;
         order.push(blob);
-        return {
-          uploadId,
-          firstByte,
-          lastByte: firstByte + bytes.length - 1,
-          blob: bytes,
-          body: { body: Buffer.alloc(0), sha256: "" },
-        };
+        return part;
       };
       const bytes = randomBytes(5 * MiB);
       return uploadLayer(api, Readable.from([bytes]), {
@@ -178,5 +174,58 @@ describe("uploadLayer buffers", () => {
     expect(first.size).toBeGreaterThan(0);
     // Every part buffer of the second blob is one the first allocated: nothing new was faulted in.
     for (const buffer of second) expect(first.has(buffer)).toBe(true);
+  });
+});
+
+describe("partBytesFrom", () => {
+  it("decodes a part's bytes from any offset out of its request body", async () => {
+    for (const size of [1, 2, 3, 4, 5, 1000, 5 * MiB + 1]) {
+      const bytes = randomBytes(size);
+      const members = { repositoryName: "repo", uploadId: "u", partFirstByte: 0, partLastByte: size - 1 };
+      const prepared = await prepareLayerPartBody(members, bytes);
+      for (const from of new Set([0, 1, 2, 3, Math.floor(size / 2), size - 2, size - 1])) {
+        if (from < 0 || from >= size) continue;
+        expect(partBytesFrom(prepared, from).equals(bytes.subarray(from))).toBe(true);
+      }
+    }
+  });
+});
+
+describe("uploadLayer resume", () => {
+  it("resumes inside a part from the byte the registry reports, with the bytes decoded from the part's body", async () => {
+    const { api } = recordingApi();
+    const bytes = randomBytes(3 * 5 * MiB);
+    // The registry's view: bytes as decoded from the bodies it received, in order.
+    const registry: Buffer[] = [];
+    let failed = false;
+    api.prepareLayerPart = (uploadId, firstByte, blob, allocate) =>
+      prepareLayerPart({ repositoryName: "repo" }, uploadId, firstByte, blob, allocate);
+    api.uploadLayerPart = async (part) => {
+      const received = registry.reduce((n, b) => n + b.length, 0);
+      expect(part.firstByte).toBe(received);
+      const partBytes = partBytesFrom(part.body, 0);
+      if (part.firstByte === 5 * MiB && !failed) {
+        // It kept 12346 bytes of the second part (not a whole base64 group) and lost the rest, and says so.
+        failed = true;
+        registry.push(partBytes.subarray(0, 12346));
+        throw Object.assign(new Error("part lost"), {
+          name: "InvalidLayerPartException",
+          lastValidByteReceived: 5 * MiB + 12346 - 1,
+        });
+      }
+      registry.push(partBytes);
+      return part.lastByte;
+    };
+    api.completeLayerUpload = () =>
+      Promise.resolve(`sha256:${createHash("sha256").update(Buffer.concat(registry)).digest("hex")}`);
+    const result = await uploadLayer(api, Readable.from([bytes]), {
+      digest: undefined,
+      sizeHint: bytes.length,
+      partSize: 5 * MiB,
+      progress: () => undefined,
+    });
+    expect(failed).toBe(true);
+    expect(Buffer.concat(registry).equals(bytes)).toBe(true);
+    expect(result.digest).toBe(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
   });
 });

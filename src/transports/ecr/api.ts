@@ -5,11 +5,11 @@
  */
 import { prepareLayerPartBody, withPreparedBody, type PreparedPartBody } from "./part-body.js";
 
+/** A part ready to send. Its bytes are in `body` only (see part-body.ts, `partBytesFrom`). */
 export interface PreparedLayerPart {
   uploadId: string;
   firstByte: number;
   lastByte: number;
-  blob: Buffer;
   body: PreparedPartBody;
 }
 
@@ -106,7 +106,7 @@ export async function prepareLayerPart(
   const lastByte = firstByte + blob.length - 1;
   const members = { ...ids, uploadId, partFirstByte: firstByte, partLastByte: lastByte };
   const body = await prepareLayerPartBody(members, blob, allocate);
-  return { uploadId, firstByte, lastByte, blob, body };
+  return { uploadId, firstByte, lastByte, body };
 }
 
 /*
@@ -122,7 +122,8 @@ export function uploadLayerPartInput(ids: RepositoryIds, part: PreparedLayerPart
     uploadId: part.uploadId,
     partFirstByte: part.firstByte,
     partLastByte: part.lastByte,
-    layerPartBlob: part.blob,
+    // The bytes go in the prepared body; the SDK serializes an empty blob in their place.
+    layerPartBlob: new Uint8Array(0),
   };
   return withPreparedBody(input, part.body);
 }

@@ -8,6 +8,7 @@ import { choosePartSize } from "../../transfer/part-size.js";
 import type { ProgressFn } from "../types.js";
 import type { EcrApi, PreparedLayerPart } from "./api.js";
 import { ecrError, exceptionName } from "./errors.js";
+import { partBytesFrom } from "./part-body.js";
 
 export interface LayerUploadOptions {
   /** Known digest (verified by the registry at CompleteLayerUpload), or undefined to compute it. */
@@ -63,7 +64,8 @@ const preparing = pLimit(2);
  * InvalidLayerPartException carrying `lastValidByteReceived`: the upload goes on from the byte
  * after it, never from byte 0 (ecr-spec.md section 3).
  *
- * Memory: 1 + readAhead parts and their request bodies.
+ * Memory: 1 + readAhead request bodies, and a part buffer while a part is read and prepared (the
+ * body carries the bytes from then on).
  */
 export async function uploadLayer(
   api: EcrApi,
@@ -104,6 +106,8 @@ export async function uploadLayer(
       hash?.update(blob);
       return api.prepareLayerPart(uploadId, nextOffset, blob, allocate);
     });
+    // The body carries the bytes now: the part buffer can be read into again at once.
+    pool.give(blob);
     nextOffset += blob.length;
     return part;
   };
@@ -128,9 +132,8 @@ export async function uploadLayer(
         throw new EcrxError("UNSUPPORTED", `the layer needs more than ${api.limits.maxParts} parts`);
       }
       await sendPart(api, part);
-      offset += part.blob.length;
-      options.progress(part.blob.length);
-      pool.give(part.blob);
+      offset += part.body.blobSize;
+      options.progress(part.body.blobSize);
       pool.give(part.body.body);
     }
   } catch (err) {
@@ -167,7 +170,7 @@ export async function uploadLayer(
 
 /** Sends one part, resuming from what the registry reports it has when a response was lost. */
 async function sendPart(api: EcrApi, prepared: PreparedLayerPart): Promise<void> {
-  const { firstByte, lastByte, uploadId, blob } = prepared;
+  const { firstByte, lastByte, uploadId } = prepared;
   let part = prepared;
   for (let resumes = 0; ; resumes++) {
     try {
@@ -193,7 +196,11 @@ async function sendPart(api: EcrApi, prepared: PreparedLayerPart): Promise<void>
           { cause: err },
         );
       }
-      part = await api.prepareLayerPart(uploadId, resumeAt, blob.subarray(resumeAt - firstByte));
+      part = await api.prepareLayerPart(
+        uploadId,
+        resumeAt,
+        partBytesFrom(prepared.body, resumeAt - firstByte),
+      );
     }
   }
 }

@@ -35,6 +35,9 @@ export interface LayerPartMembers {
 export interface PreparedPartBody {
   body: Buffer;
   sha256: string;
+  /** Where the blob's base64 starts in `body`, and how many bytes it decodes to. */
+  blobStart: number;
+  blobSize: number;
 }
 
 const PREPARED = Symbol("ecrx.preparedLayerPartBody");
@@ -69,7 +72,21 @@ export async function prepareLayerPartBody(
     );
   }
   body.write(suffix, offset, "latin1");
-  return { body, sha256: await sha256HexOffThread(body) };
+  return { body, sha256: await sha256HexOffThread(body), blobStart: prefix.length, blobSize: data.length };
+}
+
+/**
+ * The part's bytes from `from` on, decoded out of its body: a part resumed after a lost answer
+ * is sent again from these, so that a prepared part need not keep its 10 MiB of bytes besides
+ * the 14 MB body that carries them.
+ */
+export function partBytesFrom(prepared: PreparedPartBody, from: number): Buffer {
+  // Base64 encodes each 3 bytes as 4 characters: decode from the group that holds `from`.
+  const group = Math.floor(from / 3);
+  const start = prepared.blobStart + group * 4;
+  const end = prepared.blobStart + 4 * Math.ceil(prepared.blobSize / 3);
+  const bytes = Buffer.from(prepared.body.toString("latin1", start, end), "base64");
+  return bytes.subarray(from - group * 3);
 }
 
 /** Marks a command input with its prepared body (the input must carry the same members). */
