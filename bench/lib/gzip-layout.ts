@@ -3,10 +3,11 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
+import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { writeLayoutImage } from "../../src/bench/layout.js";
+import { HashingCounter } from "../../src/manifest/digest.js";
 
 /**
  * OCI layouts whose layers are random bytes inside real gzip streams (stored blocks, level 0):
@@ -29,17 +30,6 @@ export interface GzipLayout {
 const MiB = 1024 * 1024;
 const TAG = "bench";
 
-/** Counts and hashes what passes. */
-class Tap extends Transform {
-  readonly hash = createHash("sha256");
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
 /** A layer of `size` random bytes (before gzip's few bytes of framing) written into `blobs`. */
 async function writeLayer(
   blobs: string,
@@ -49,7 +39,7 @@ async function writeLayer(
   const key = createHash("sha256").update(`ecrx gzip layer ${seed}`).digest();
   const cipher = createCipheriv("aes-256-ctr", key, key.subarray(0, 16));
   const source = new PassThrough();
-  const tap = new Tap();
+  const tap = new HashingCounter();
   const temporary = join(blobs, `${key.toString("hex").slice(0, 16)}.tmp`);
   const written = pipeline(source, createGzip({ level: 0 }), tap, createWriteStream(temporary));
   const zeros = Buffer.alloc(4 * MiB);
@@ -60,7 +50,7 @@ async function writeLayer(
   }
   source.end();
   await written;
-  const digest = `sha256:${tap.hash.digest("hex")}`;
+  const digest = tap.digest;
   await rename(temporary, join(blobs, digest.slice("sha256:".length)));
   return { digest, size: tap.bytes };
 }

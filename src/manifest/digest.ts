@@ -194,6 +194,38 @@ export class DigestVerifier extends Transform implements VerifyingStream {
 }
 
 /**
+ * Counts and hashes (sha256) the bytes that pass, untouched, reporting each chunk's size to
+ * `progress` if given: for bytes whose digest is being made rather than checked (an upload's body
+ * on its way, a blob being written). After the end, `digest` and `bytes` describe what passed.
+ */
+export class HashingCounter extends Transform {
+  private readonly hash = createHash("sha256");
+  private count = 0;
+  private result: Digest | undefined;
+
+  constructor(private readonly progress?: (bytes: number) => void) {
+    super();
+  }
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The digest of everything that passed, once the stream has ended. */
+  get digest(): Digest {
+    this.result ??= `sha256:${this.hash.digest("hex")}`;
+    return this.result;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.count += chunk.length;
+    this.hash.update(chunk);
+    this.progress?.(chunk.length);
+    callback(null, chunk);
+  }
+}
+
+/**
  * A ByteSource verified as it is read, either way: through `readInto` (the bytes land in the
  * reader's buffer and are hashed there) or as a stream (chunks of its own). Destroying it
  * destroys the source.

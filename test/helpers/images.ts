@@ -9,16 +9,17 @@
  *
  * The same options and seed always give the same bytes, hence the same digests.
  */
-import { createCipheriv, createHash, type Hash } from "node:crypto";
+import { createCipheriv, createHash } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
+import { PassThrough, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import zstd from "zstd-napi";
+import { HashingCounter } from "../../src/manifest/digest.js";
 import { writeTar, type TarEntry } from "../../src/util/tar-write.js";
 
 export const KiB = 1024;
@@ -359,17 +360,6 @@ async function writeBlob(blobs: string, bytes: Buffer): Promise<{ digest: string
   return { digest, size: bytes.length };
 }
 
-/** Counts and hashes what passes through. */
-class Tap extends Transform {
-  readonly hash: Hash = createHash("sha256");
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
 /** Generates the layer tar, hashes it before and after compression, and stores it as a blob. */
 async function writeLayer(
   blobs: string,
@@ -379,8 +369,8 @@ async function writeLayer(
   mediaType: string,
 ): Promise<BuiltLayer> {
   const pack = tar.pack();
-  const uncompressed = new Tap();
-  const compressed = new Tap();
+  const uncompressed = new HashingCounter();
+  const compressed = new HashingCounter();
   const temporary = join(blobs, `.layer-${hex(sha256(Buffer.from(seed))).slice(0, 16)}`);
   const compressor: Transform =
     compression === "gzip"
@@ -412,13 +402,13 @@ async function writeLayer(
   pack.finalize();
   await written;
 
-  const digest = `sha256:${compressed.hash.digest("hex")}`;
+  const digest = compressed.digest;
   await rename(temporary, join(blobs, hex(digest)));
   return {
     mediaType,
     digest,
     size: compressed.bytes,
-    diffId: `sha256:${uncompressed.hash.digest("hex")}`,
+    diffId: uncompressed.digest,
     uncompressedSize: uncompressed.bytes,
     compression,
   };

@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
-import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import pLimit from "p-limit";
 import { EcrxError } from "../../errors.js";
+import { HashingCounter } from "../../manifest/digest.js";
 import type { Descriptor, RawManifest } from "../../manifest/types.js";
 import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
 import { header, resolveLocation, type RegistryClient, type RegistryResponse } from "./client.js";
@@ -240,33 +240,5 @@ function checkStoredDigest(res: RegistryResponse, digest: string, what: string):
   const stored = header(res.headers, "docker-content-digest");
   if (stored !== undefined && stored !== digest) {
     throw new EcrxError("INTEGRITY", `${what}: the registry stored ${stored}, we sent ${digest}`);
-  }
-}
-
-/** Counts, hashes (sha256) and reports the bytes on their way to the registry. */
-class HashingCounter extends Transform {
-  private readonly hash = createHash("sha256");
-  private count = 0;
-  private result: string | undefined;
-
-  constructor(private readonly progress: ProgressFn) {
-    super();
-  }
-
-  get bytes(): number {
-    return this.count;
-  }
-
-  /** The digest of everything that passed, once the stream has ended. */
-  get digest(): string {
-    this.result ??= `sha256:${this.hash.digest("hex")}`;
-    return this.result;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.count += chunk.length;
-    this.hash.update(chunk);
-    this.progress(chunk.length);
-    callback(null, chunk);
   }
 }
