@@ -32,11 +32,14 @@ const runs = Number(values.runs);
 const scenarios = values.scenario ?? Object.keys(SCENARIOS);
 
 const work = await mkdtemp(join(tmpdir(), "ecrx-bench-"));
-/** A fresh server for one client run, stopped (and its data removed) when `run` is done. */
-async function withServer<T>(run: (server: LocalServer) => Promise<T>): Promise<T> {
+/**
+ * A fresh server for one client run, with the environment a client needs for it; stopped (and
+ * its data removed) when `run` is done.
+ */
+async function withServer<T>(run: (server: LocalServer, env: NodeJS.ProcessEnv) => Promise<T>): Promise<T> {
   const server = await startLocalServer({ cli: ECRX });
   try {
-    return await run(server);
+    return await run(server, { ...process.env, ...server.env, ECRX_CACHE_DIR: join(work, "cache") });
   } finally {
     await server.stop();
   }
@@ -54,13 +57,7 @@ try {
         content: "random",
         seed: seed + scenarios.indexOf(scenario) * 1000 + run,
       });
-      const envOf = (server: LocalServer) => ({
-        ...process.env,
-        ...server.env,
-        ECRX_CACHE_DIR: join(work, "cache"),
-      });
-
-      const ecrx = await withServer((server) =>
+      const ecrx = await withServer((server, env) =>
         measure(
           "node",
           [
@@ -73,7 +70,7 @@ try {
             "keep",
             "--json",
           ],
-          envOf(server),
+          env,
         ),
       );
       if (ecrx.code !== 0) throw new Error(`ecrx push failed: ${ecrx.stderr}`);
@@ -82,7 +79,7 @@ try {
         bytesSent: number;
       };
 
-      const baseline = await withServer((server) =>
+      const baseline = await withServer((server, env) =>
         measure(
           "node",
           [
@@ -92,7 +89,7 @@ try {
             `baseline-${scenario}-${run}`,
             layout.path,
           ],
-          envOf(server),
+          env,
         ),
       );
       if (baseline.code !== 0) throw new Error(`baseline failed: ${baseline.stderr}`);

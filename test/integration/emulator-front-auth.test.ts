@@ -33,6 +33,28 @@ async function refusal(promise: Promise<unknown>): Promise<ECRServiceException> 
   throw new Error("the request was accepted");
 }
 
+/**
+ * CreateRepository signed for `signedName` but sent with `sentName` in the body (the same name:
+ * an untouched request). The payload hash is only inside the signature, as the SDK's ECR client
+ * sends it.
+ */
+async function createRepositorySigned(endpoint: string, signedName: string, sentName: string) {
+  const signed = await signedJsonRequest({
+    endpoint,
+    target: `${ECR_TARGET_PREFIX}CreateRepository`,
+    body: JSON.stringify({ repositoryName: signedName }),
+    accessKeyId: "AKIALOCAL",
+    secretAccessKey: "local-secret",
+    signPayloadHash: false,
+  });
+  const res = await request(signed.url, {
+    method: "POST",
+    headers: signed.headers,
+    body: JSON.stringify({ repositoryName: sentName }),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as { __type?: string } };
+}
+
 describe("SigV4 on the ECR API", () => {
   it("accepts the SDK's signed requests with the configured credentials", async () => {
     await ecrClient(server).send(new CreateRepositoryCommand({ repositoryName: "signed-ok" }));
@@ -80,22 +102,9 @@ describe("SigV4 on the ECR API", () => {
   });
 
   it("refuses a body changed after signing", async () => {
-    const signed = await signedJsonRequest({
-      endpoint: server.url,
-      target: `${ECR_TARGET_PREFIX}CreateRepository`,
-      body: JSON.stringify({ repositoryName: "signed-body" }),
-      accessKeyId: "AKIALOCAL",
-      secretAccessKey: "local-secret",
-      // As the SDK's ECR client does: the payload hash is only inside the signature.
-      signPayloadHash: false,
-    });
-    const res = await request(signed.url, {
-      method: "POST",
-      headers: signed.headers,
-      body: JSON.stringify({ repositoryName: "forged-body" }),
-    });
-    expect(res.statusCode).toBe(400);
-    expect(((await res.body.json()) as { __type: string }).__type).toBe("InvalidSignatureException");
+    const sent = await createRepositorySigned(server.url, "signed-body", "forged-body");
+    expect(sent.status).toBe(400);
+    expect(sent.body.__type).toBe("InvalidSignatureException");
     expect(await repositoryNames()).not.toContain("forged-body");
     expect(await repositoryNames()).not.toContain("signed-body");
   });
@@ -108,28 +117,14 @@ describe("SigV4 on the ECR API", () => {
       network: { rttMs: 1 },
     });
     try {
-      const send = async (signedName: string, sentName: string) => {
-        const signed = await signedJsonRequest({
-          endpoint: shaped.url,
-          target: `${ECR_TARGET_PREFIX}CreateRepository`,
-          body: JSON.stringify({ repositoryName: signedName }),
-          accessKeyId: "AKIALOCAL",
-          secretAccessKey: "local-secret",
-          signPayloadHash: false,
-        });
-        const res = await request(signed.url, {
-          method: "POST",
-          headers: signed.headers,
-          body: JSON.stringify({ repositoryName: sentName }),
-        });
-        return { status: res.statusCode, body: (await res.body.json()) as { __type?: string } };
-      };
-      expect(await send("shaped-signed", "shaped-forged")).toMatchObject({
+      expect(await createRepositorySigned(shaped.url, "shaped-signed", "shaped-forged")).toMatchObject({
         status: 400,
         body: { __type: "InvalidSignatureException" },
       });
       // The same request sent as signed is accepted: the hash on arrival is the body's.
-      expect(await send("shaped-signed", "shaped-signed")).toMatchObject({ status: 200 });
+      expect(await createRepositorySigned(shaped.url, "shaped-signed", "shaped-signed")).toMatchObject({
+        status: 200,
+      });
     } finally {
       await shaped.close();
     }
