@@ -85,8 +85,11 @@ export interface ExpectedBlob {
   sizeIsExact?: boolean;
 }
 
-/** What DigestVerifier and VerifiedByteSource share: the hash, the count, the checks. */
-class BlobCheck {
+/**
+ * What DigestVerifier, VerifiedByteSource and a blob written by position (PositionalBlobFile)
+ * share: the hash, the count, the checks.
+ */
+export class BlobCheck {
   private readonly algorithm: DigestAlgorithm;
   private readonly hash: Hash;
   private readonly what: string;

@@ -118,7 +118,9 @@ export const DEFAULT_UPLOAD_CONCURRENCY = 10;
  * 1. read and validate every manifest and config (nothing is written before this succeeds);
  * 2. plan the blobs: deduplicate, decide compression, ask the destination which it lacks;
  * 3. stream the missing blobs, several at once under one budget, each verified against its digest
- *    on the way (a whole blob is retried on network errors, its progress rolled back);
+ *    on the way (a whole blob is retried on network errors, its progress rolled back); a big blob
+ *    that the source fetches by ranges and the destination writes into a file goes by position
+ *    instead, the destination verifying it (ImageDestination.putBlobByPosition);
  * 4. write manifests bottom-up: an index's children by digest, then the root under each tag;
  * 5. commit (destinations that publish files rename them into place only now).
  */
@@ -338,38 +340,20 @@ async function sendBlob(
       counted += bytes;
       emit({ type: "blob-progress", id: job.source.digest, bytes });
     };
-    let body: Readable | undefined;
     try {
-      const raw = job.bytes ? Readable.from([job.bytes]) : await source.blob(job.source);
-      // Progress follows the source's bytes when the output size is not known in advance.
-      const verified = verifiedStream(raw, job.source, {
-        what: `blob ${job.source.digest} of ${source.reference}`,
-        ...(job.transform.kind === "copy" ? {} : { onBytes: count }),
-      });
-      body =
-        job.transform.kind === "copy"
-          ? verified
-          : withStage(verified, job.transform, job.source, options.gzipLevel);
-      // The destination reports the body's failures through putBlob; once it has stopped reading
-      // (it failed first, and the transfer is being stopped), nobody else listens, and an
-      // interrupted body's 'error' event would crash the process.
-      body.on("error", () => undefined);
-      const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
-      signal.addEventListener("abort", abort, { once: true });
-      let result: Descriptor;
-      try {
-        result = await destination.putBlob(
-          toPut(job),
-          body,
-          job.transform.kind === "copy" ? count : () => undefined,
-        );
-      } finally {
-        signal.removeEventListener("abort", abort);
-      }
+      // A big blob that the source fetches as ranges at once, copied into a destination that
+      // writes files, goes by position: no range waits in memory for the ones before it.
+      const positional =
+        job.transform.kind === "copy" && job.bytes === undefined && destination.putBlobByPosition
+          ? source.positionalBlob?.(job.source)
+          : undefined;
+      const result =
+        positional === undefined
+          ? await streamBlob(source, destination, job, options, signal, count)
+          : await destination.putBlobByPosition!(toPut(job), (sink) => positional(sink, signal), count);
       emit({ type: "blob-done", id: job.source.digest, digest: result.digest, size: result.size });
       return { ...result, mediaType: job.mediaType };
     } catch (err) {
-      body?.destroy();
       if (signal.aborted) throw new EcrxError("INTERRUPTED", "interrupted", { cause: err });
       if (attempt >= attempts || !isRetryable(err)) throw err;
       emit({
@@ -383,6 +367,48 @@ async function sendBlob(
         setTimeout(resolve, fullJitterDelay(attempt, 1000, 20_000, Math.random)),
       );
     }
+  }
+}
+
+/** One attempt of a blob as a stream: source -> verify -> (transform) -> destination. */
+async function streamBlob(
+  source: ImageSource,
+  destination: ImageDestination,
+  job: BlobJob,
+  options: TransferOptions,
+  signal: AbortSignal,
+  count: (bytes: number) => void,
+): Promise<Descriptor> {
+  let body: Readable | undefined;
+  try {
+    const raw = job.bytes ? Readable.from([job.bytes]) : await source.blob(job.source);
+    // Progress follows the source's bytes when the output size is not known in advance.
+    const verified = verifiedStream(raw, job.source, {
+      what: `blob ${job.source.digest} of ${source.reference}`,
+      ...(job.transform.kind === "copy" ? {} : { onBytes: count }),
+    });
+    body =
+      job.transform.kind === "copy"
+        ? verified
+        : withStage(verified, job.transform, job.source, options.gzipLevel);
+    // The destination reports the body's failures through putBlob; once it has stopped reading
+    // (it failed first, and the transfer is being stopped), nobody else listens, and an
+    // interrupted body's 'error' event would crash the process.
+    body.on("error", () => undefined);
+    const abort = () => body?.destroy(new EcrxError("INTERRUPTED", "interrupted"));
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      return await destination.putBlob(
+        toPut(job),
+        body,
+        job.transform.kind === "copy" ? count : () => undefined,
+      );
+    } finally {
+      signal.removeEventListener("abort", abort);
+    }
+  } catch (err) {
+    body?.destroy();
+    throw err;
   }
 }
 

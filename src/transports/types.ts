@@ -25,10 +25,32 @@ export interface ImageSource {
    * before each blob's bytes (a download URL) may make them now. Failures surface from `blob`.
    */
   prefetch?(blobs: Descriptor[]): void;
+  /**
+   * For a blob this source reads best as several ranges at once (a big blob behind a presigned
+   * URL): a read that delivers its bytes by position, ranges in whatever order they arrive.
+   * Undefined: read the blob with `blob`. The bytes are not verified on the way; a destination
+   * that takes them (`putBlobByPosition`) verifies them.
+   */
+  positionalBlob?(d: Descriptor): PositionalRead | undefined;
   /** Every tag of the repository, for sources that are repositories (used by sync). */
   tags?(): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/** Takes a blob's bytes by position, in whatever order they come. */
+export interface PositionalSink {
+  /**
+   * Stores `chunks`, contiguous, from byte `position` of the blob; resolves once they are stored.
+   * Callers wait for it before writing more of the same range: that is the backpressure.
+   */
+  write(position: number, chunks: Buffer[]): Promise<void>;
+}
+
+/**
+ * Writes every byte of one blob into `sink`, and resolves once all of them are stored; on a
+ * failure, rejects only after no write of it is pending any more. `signal` stops it.
+ */
+export type PositionalRead = (sink: PositionalSink, signal: AbortSignal) => Promise<void>;
 
 /** Progress callback for bytes that reached the destination. */
 export type ProgressFn = (bytes: number) => void;
@@ -60,6 +82,17 @@ export interface ImageDestination {
    * (and count `blob.size` when `sizeIsExact`); otherwise the destination computes the digest.
    */
   putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor>;
+  /**
+   * Stores a blob whose bytes come by position (`PositionalRead`), for destinations that write
+   * blobs into files: `fill` writes every byte into the sink it is given; the destination then
+   * checks that they are exactly `blob` (its digest and exact size, both given) and returns its
+   * descriptor. The engine uses it when the source offers `positionalBlob` for the blob.
+   */
+  putBlobByPosition?(
+    blob: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+  ): Promise<Descriptor>;
   /** Stores a manifest by digest (`tags` empty) or under each tag. */
   putManifest(m: RawManifest, tags: string[]): Promise<void>;
   commit(): Promise<void>;

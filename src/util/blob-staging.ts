@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,7 +12,9 @@ import {
   tryParseDigest,
 } from "../manifest/digest.js";
 import type { Descriptor, Digest } from "../manifest/types.js";
-import type { BlobToPut, ProgressFn } from "../transports/types.js";
+import { EcrxError } from "../errors.js";
+import type { BlobToPut, PositionalSink, ProgressFn } from "../transports/types.js";
+import { PositionalBlobFile } from "./positional-blob-file.js";
 
 /**
  * Bytes a blob file's write stream buffers before it pushes back: network chunks are small
@@ -76,6 +78,45 @@ export class BlobStaging {
       await this.publish(temporary, digest);
       this.sizes.set(digest, size);
       return { mediaType: blob.mediaType, digest, size };
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a blob whose bytes come by position (several ranges at once) into its file, verified
+   * as `put` verifies (`blob.digest` and an exact size are required); returns its descriptor.
+   */
+  async putByPosition(
+    blob: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+    what: string,
+  ): Promise<Descriptor> {
+    if (blob.digest === undefined || !blob.sizeIsExact) {
+      throw new EcrxError("INTERNAL", `${what}: a blob written by position needs its digest and size`);
+    }
+    const digest = blob.digest;
+    const temporary = await this.temporaryName();
+    const file = await open(temporary, "w+");
+    const writer = new PositionalBlobFile(
+      file,
+      { digest, size: blob.size },
+      `${what}: blob ${digest}`,
+      progress,
+    );
+    try {
+      try {
+        await fill(writer);
+        await writer.finish();
+      } finally {
+        await writer.stop();
+        await file.close();
+      }
+      await this.publish(temporary, digest);
+      this.sizes.set(digest, blob.size);
+      return { mediaType: blob.mediaType, digest, size: blob.size };
     } catch (err) {
       await rm(temporary, { force: true });
       throw err;

@@ -5,8 +5,9 @@
  * SIGKILL of the CLI in the middle of its downloads.
  */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,6 +100,54 @@ describe("an interrupted pull", () => {
     expect(second.blobsSent).toBe(5 - skipped.length);
     expect(existsSync(partial)).toBe(false);
     if (hasSkopeo) await tool("skopeo", ["inspect", `oci:${target}:v1`]);
+  });
+
+  it("leaves no half-written file when aborted in the middle of a blob written by ranges", async () => {
+    const target = join(work, "aborted-ranged", "layout");
+    const partial = join(work, "aborted-ranged", ".layout.ecrx-partial");
+    // Layers of 3 MiB in ranges of 256 KiB, two at a time: each goes into its file by position.
+    const download = { rangeThreshold: MiB, rangeSize: 256 * 1024, parallel: 2 };
+    const layers = new Set(image.manifests[0]!.layers.map((l) => l.digest));
+    const controller = new AbortController();
+    let progress = 0;
+    const first = pull(`${server.registryHost}/resume/app:v1`, `oci:${target}:v1`, {
+      aws: aws(server),
+      concurrency: 2,
+      download,
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (event.type === "blob-progress" && layers.has(event.id) && (progress += event.bytes) > MiB) {
+          controller.abort();
+        }
+      },
+    });
+    await expect(first).rejects.toMatchObject({ code: "INTERRUPTED" });
+    expect(existsSync(target)).toBe(false);
+    // Whatever is staged is whole and verified; no `.partial-*` file is left for anyone.
+    const left = await readdir(partial, { recursive: true });
+    expect(left.filter((name) => name.includes(".partial-"))).toEqual([]);
+    for (const hex of await stagedBlobs(partial)) {
+      expect(
+        createHash("sha256")
+          .update(await readFile(join(partial, "blobs", "sha256", hex)))
+          .digest("hex"),
+      ).toBe(hex);
+    }
+
+    const second = await pull(`${server.registryHost}/resume/app:v1`, `oci:${target}:v1`, {
+      aws: aws(server),
+      download,
+    });
+    expect(second.digest).toBe(image.root.digest);
+    expect(existsSync(partial)).toBe(false);
+    for (const digest of layers) {
+      const hex = digest.slice(7);
+      expect(
+        createHash("sha256")
+          .update(await readFile(join(target, "blobs", "sha256", hex)))
+          .digest("hex"),
+      ).toBe(hex);
+    }
   });
 
   it("resumes after the CLI was killed with SIGKILL mid-download, taking over its claim", async () => {

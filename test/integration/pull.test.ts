@@ -352,6 +352,20 @@ describe("pull", () => {
     expect(configGets.length).toBeGreaterThan(0);
     expect(configGets.map((r) => r.headers.range)).toEqual(configGets.map(() => undefined));
     expect(sha256(await readFile(join(layout, "blobs", "sha256", layer.digest.slice(7))))).toBe(layer.digest);
+
+    // The same ranges written into a docker-archive's staged layer, which skopeo reads.
+    const archive = join(await dir("ranged-archive"), "image.tar");
+    const archived = await pull(remote("ranged/app", "v1"), `docker-archive:${archive}`, {
+      aws: aws(),
+      download: { rangeThreshold: MiB, rangeSize: 256 * KiB, parallel: 3 },
+    });
+    expect(archived.digest).toBe(image.root.digest);
+    const unpacked = await dir("ranged-archive-unpacked");
+    await tool("tar", ["-xf", archive, "-C", unpacked]);
+    expect(sha256(await readFile(join(unpacked, layer.digest.slice(7), "layer.tar")))).toBe(layer.digest);
+    if (hasSkopeo) {
+      await tool("skopeo", ["copy", `docker-archive:${archive}`, `oci:${join(archive, "..", "copied")}:v1`]);
+    }
   });
 
   it("gets a fresh download URL when the one in use expires mid-pull", async () => {

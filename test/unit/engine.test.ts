@@ -7,7 +7,14 @@ import { MediaType } from "../../src/manifest/media-types.js";
 import type { Descriptor, RawManifest } from "../../src/manifest/types.js";
 import { transferImage } from "../../src/transfer/engine.js";
 import type { TransferEvent } from "../../src/transfer/events.js";
-import type { BlobToPut, ImageDestination, ImageSource, ProgressFn } from "../../src/transports/types.js";
+import type {
+  BlobToPut,
+  ImageDestination,
+  ImageSource,
+  PositionalRead,
+  PositionalSink,
+  ProgressFn,
+} from "../../src/transports/types.js";
 
 /** In-memory images and a recording destination: the engine's protocol, observed call by call. */
 function digestOf(bytes: Buffer): string {
@@ -92,6 +99,28 @@ class RecordingDestination implements ImageDestination {
     const bytes = Buffer.concat(chunks);
     this.stored.set(digestOf(bytes), bytes);
     return { mediaType: b.mediaType, digest: digestOf(bytes), size: bytes.length };
+  }
+  /** Takes bytes by position into memory, verified like BlobStaging.putByPosition does. */
+  async putBlobByPosition(
+    b: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+  ): Promise<Descriptor> {
+    const attempt = (this.attempts.get(b.digest!) ?? 0) + 1;
+    this.attempts.set(b.digest!, attempt);
+    this.calls.push(`putBlobByPosition ${b.digest}`);
+    const bytes = Buffer.alloc(b.size);
+    await fill({
+      write: async (position, chunks) => {
+        const piece = Buffer.concat(chunks);
+        piece.copy(bytes, position);
+        progress(piece.length);
+      },
+    });
+    await this.behaviour(b, attempt);
+    if (digestOf(bytes) !== b.digest) throw new EcrxError("INTEGRITY", `digest mismatch for ${b.digest}`);
+    this.stored.set(b.digest, bytes);
+    return { mediaType: b.mediaType, digest: b.digest, size: bytes.length };
   }
   async putManifest(m: RawManifest, tags: string[]): Promise<void> {
     this.calls.push(`putManifest ${m.digest} [${tags.join(",")}]`);
@@ -209,4 +238,63 @@ describe("transferImage", () => {
     await expect(transferImage(source, dest)).rejects.toMatchObject({ code: "INTEGRITY" });
     expect(dest.calls.some((c) => c.startsWith("putManifest"))).toBe(false);
   });
+
+  it("sends a blob the source reads by position to a destination that writes by position, and streams the rest", async () => {
+    const { source, layers, config } = image(["ranged layer, read in two halves", "streamed layer"]);
+    const ranged = layers[0]!;
+    const offers: string[] = [];
+    const positional: ImageSource = Object.assign(source, {
+      positionalBlob(d: Descriptor): PositionalRead | undefined {
+        offers.push(d.digest);
+        if (d.digest !== ranged.descriptor.digest) return undefined;
+        return async (sink: PositionalSink) => {
+          const half = 10;
+          await sink.write(half, [ranged.bytes.subarray(half)]);
+          await sink.write(0, [ranged.bytes.subarray(0, half)]);
+        };
+      },
+    });
+    const dest = new RecordingDestination();
+    const events: TransferEvent[] = [];
+    const result = await transferImage(positional, dest, { onEvent: (e) => events.push(e) });
+    expect(result.blobsSent).toBe(3);
+    expect(dest.calls).toContain(`putBlobByPosition ${ranged.descriptor.digest}`);
+    expect(dest.calls).toContain(`putBlob ${layers[1]!.descriptor.digest}`);
+    // The config is already in memory (read to validate the image): never asked for by position.
+    expect(offers).not.toContain(config.descriptor.digest);
+    expect(dest.stored.get(ranged.descriptor.digest)).toEqual(ranged.bytes);
+    const progress = events
+      .filter((e) => e.type === "blob-progress" && e.id === ranged.descriptor.digest)
+      .reduce((sum, e) => sum + (e as { bytes: number }).bytes, 0);
+    expect(progress).toBe(ranged.bytes.length);
+  });
+
+  it("retries a blob read by position whole after a network error, and stops on wrong bytes", async () => {
+    const { source, layers } = image(["flaky ranged layer"]);
+    const layer = layers[0]!;
+    let reads = 0;
+    Object.assign(source, {
+      positionalBlob: (): PositionalRead => async (sink) => {
+        reads++;
+        await sink.write(0, [layer.bytes.subarray(0, 5)]);
+        if (reads === 1) throw new EcrxError("NETWORK", "connection reset");
+        await sink.write(5, [layer.bytes.subarray(5)]);
+      },
+    });
+    const events: TransferEvent[] = [];
+    await transferImage(source, new RecordingDestination(), {
+      onEvent: (e) => events.push(e),
+      blobAttempts: 2,
+    });
+    expect(reads).toBe(2);
+    expect(events.find((e) => e.type === "blob-retry")).toMatchObject({ attempt: 2, rolledBack: 5 });
+
+    Object.assign(source, {
+      positionalBlob: (): PositionalRead => (sink) =>
+        sink.write(0, [Buffer.from("x".repeat(layer.bytes.length))]),
+    });
+    const dest = new RecordingDestination();
+    await expect(transferImage(source, dest)).rejects.toMatchObject({ code: "INTEGRITY" });
+    expect(dest.calls.some((c) => c.startsWith("putManifest"))).toBe(false);
+  }, 30_000);
 });

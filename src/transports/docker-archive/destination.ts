@@ -10,7 +10,7 @@ import { BlobStaging } from "../../util/blob-staging.js";
 import { partialSibling } from "../../util/fs.js";
 import { WorkLock } from "../../util/work-lock.js";
 import { writeTar, type TarEntry } from "../../util/tar-write.js";
-import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
+import type { BlobToPut, ImageDestination, PositionalSink, ProgressFn } from "../types.js";
 import type { DockerArchiveEntry } from "./source.js";
 
 /**
@@ -69,6 +69,14 @@ export class DockerArchiveDestination implements ImageDestination {
 
   putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
     return this.staging.put(blob, body, progress, this.reference);
+  }
+
+  putBlobByPosition(
+    blob: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+  ): Promise<Descriptor> {
+    return this.staging.putByPosition(blob, fill, progress, this.reference);
   }
 
   async putManifest(m: RawManifest, tags: string[]): Promise<void> {

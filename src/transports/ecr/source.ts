@@ -10,8 +10,13 @@ import { EcrxError } from "../../errors.js";
 import { sha256Digest } from "../../manifest/digest.js";
 import { MANIFEST_TYPES } from "../../manifest/media-types.js";
 import type { Descriptor, RawManifest } from "../../manifest/types.js";
-import { downloadBlob, type DownloadOptions } from "../http/blob-download.js";
-import type { ByteRange, ImageSource } from "../types.js";
+import {
+  DOWNLOAD_DEFAULTS,
+  downloadBlob,
+  downloadBlobByPosition,
+  type DownloadOptions,
+} from "../http/blob-download.js";
+import type { ByteRange, ImageSource, PositionalRead } from "../types.js";
 import type { EcrRepositoryAddress } from "./ecr-api.js";
 import { ecrError } from "./errors.js";
 
@@ -150,14 +155,35 @@ export class EcrSource implements ImageSource {
     if (range !== undefined) {
       throw new EcrxError("UNSUPPORTED", "ranged reads of ECR blobs go through blob() whole");
     }
+    // The first URL before the stream, so that a missing blob fails here and not inside it.
+    return downloadBlob(await this.downloadOptions(d, this.options.signal));
+  }
+
+  /**
+   * Big blobs (ranged downloads) by position: each range goes to the destination's file as it
+   * arrives instead of waiting in memory for the ranges before it.
+   */
+  positionalBlob(d: Descriptor): PositionalRead | undefined {
+    if (d.size < (this.options.download?.rangeThreshold ?? DOWNLOAD_DEFAULTS.rangeThreshold))
+      return undefined;
+    return async (sink, signal) => {
+      const stop = this.options.signal ? AbortSignal.any([this.options.signal, signal]) : signal;
+      await downloadBlobByPosition(await this.downloadOptions(d, stop), sink);
+    };
+  }
+
+  /**
+   * How to download a blob, with its first URL at hand (prefetched, or asked for now); a fresh
+   * one is asked for after a refusal. A prefetched URL serves once: a blob read again (a retry)
+   * asks afresh.
+   */
+  private async downloadOptions(d: Descriptor, signal: AbortSignal | undefined): Promise<DownloadOptions> {
     const url = () => this.downloadUrl(d.digest);
-    // The first URL before the stream, so that a missing blob fails here and not inside it. A
-    // prefetched one serves once: a blob read again (a retry) asks afresh.
     const prefetched = this.prefetched.get(d.digest);
     this.prefetched.delete(d.digest);
     const first = await (prefetched ?? url());
     let used = false;
-    return downloadBlob({
+    return {
       size: d.size,
       url: async (fresh) => {
         if (!fresh && !used) {
@@ -167,8 +193,8 @@ export class EcrSource implements ImageSource {
         return url();
       },
       ...this.options.download,
-      ...(this.options.signal === undefined ? {} : { signal: this.options.signal }),
-    });
+      ...(signal === undefined ? {} : { signal }),
+    };
   }
 
   async close(): Promise<void> {

@@ -1,16 +1,19 @@
 import { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { Agent, request, type Dispatcher } from "undici";
 import { EcrxError } from "../../errors.js";
 import { redact } from "../../util/redact.js";
 import { fullJitterDelay } from "../aws/retry.js";
+import type { PositionalSink } from "../types.js";
 
 /**
  * Downloads of blobs from presigned URLs (ECR's GetDownloadUrlForLayer, a registry's 307 target).
  *
  * Small blobs come in one GET. Blobs of `rangeThreshold` bytes or more come as several Range
- * requests at once (`parallel` of `rangeSize` bytes each), emitted in order as each range
- * completes, so the hash downstream sees contiguous bytes; memory is bounded by parallel x
- * rangeSize per blob. Each request resumes from its first missing byte after a dropped
+ * requests at once (`parallel` of `rangeSize` bytes each): as a stream (`downloadBlob`), emitted
+ * in order as each range completes, so the hash downstream sees contiguous bytes, memory bounded
+ * by parallel x rangeSize per blob; or into a destination that takes bytes by position
+ * (`downloadBlobByPosition`), each range written as it arrives, nothing held. Each request resumes from its first missing byte after a dropped
  * connection; a 403 (an expired URL) asks for a fresh URL; throttling and 5xx back off.
  * Too few or too many bytes are corruption, never accepted.
  */
@@ -39,8 +42,8 @@ export interface DownloadOptions {
  * are capped one by one, parallel ranges are what fills the pipe: on the local server's shaped
  * profiles (bench/README.md, "Real networks"), 8 ranges of 16 MiB pull 5.0x (cross-region) to
  * 5.4x (far) what one connection does, where 4 gave 3.3x. 16 MiB keeps a far link's 150 ms
- * round trip under 15% of each range (8 MiB ranges lost a fifth there); 8 of them bound a blob's
- * memory to 128 MiB.
+ * round trip under 15% of each range (8 MiB ranges lost a fifth there). Streamed, 8 of them bound
+ * a blob's memory to 128 MiB; written by position, to 8 batches of WRITE_BATCH.
  */
 export const DOWNLOAD_DEFAULTS = {
   rangeThreshold: 32 * 1024 * 1024,
@@ -67,6 +70,22 @@ export function downloadBlob(options: DownloadOptions): Readable {
   const generator = options.size >= threshold ? fetcher.ranged() : fetcher.whole();
   return Readable.from(generator, { objectMode: false, highWaterMark: 1024 * 1024 });
 }
+
+/**
+ * The whole blob written into `sink` by position, `parallel` ranges at once, each range's bytes
+ * written as they arrive (in batches of WRITE_BATCH); a range that ends starts the next. Resolves
+ * when every byte is written; on a failure, stops the other ranges and rejects once none of them
+ * is writing any more.
+ */
+export function downloadBlobByPosition(options: DownloadOptions, sink: PositionalSink): Promise<void> {
+  return new RangeFetcher(options).into(sink);
+}
+
+/**
+ * Bytes of one range gathered before they are written: undici's chunks are 64 KiB at most, and
+ * one writev of 1 MiB costs a sixteenth of the syscalls while holding little.
+ */
+const WRITE_BATCH = 1024 * 1024;
 
 class RangeFetcher {
   private url: Promise<string> | undefined;
@@ -129,6 +148,54 @@ class RangeFetcher {
     }
   }
 
+  async into(sink: PositionalSink): Promise<void> {
+    const size = this.options.size;
+    const rangeSize = this.options.rangeSize ?? DOWNLOAD_DEFAULTS.rangeSize;
+    const parallel = this.options.parallel ?? DOWNLOAD_DEFAULTS.parallel;
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const worker = async () => {
+      while (next < size && failure === undefined) {
+        const first = next;
+        const last = Math.min(first + rangeSize, size) - 1;
+        next = last + 1;
+        await this.write(sink, first, last);
+      }
+    };
+    const workers = Math.max(1, Math.min(parallel, Math.ceil(size / rangeSize)));
+    await Promise.all(
+      Array.from({ length: workers }, () =>
+        worker().catch((error: unknown) => {
+          failure ??= { error };
+          // The other ranges stop at their next chunk, and are waited for.
+          this.stopped.abort();
+        }),
+      ),
+    );
+    this.stopped.abort();
+    if (failure !== undefined) throw failure.error;
+  }
+
+  /** Bytes first..last written into `sink` as they come. */
+  private async write(sink: PositionalSink, first: number, last: number): Promise<void> {
+    let batch: Buffer[] = [];
+    let batchStart = first;
+    let batchBytes = 0;
+    // A request that resumes after a failure goes on from the first byte not yet received, so the
+    // batch stays contiguous across attempts.
+    for await (const chunk of this.stream(first, last)) {
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= WRITE_BATCH) {
+        await sink.write(batchStart, batch);
+        batchStart += batchBytes;
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batchBytes > 0) await sink.write(batchStart, batch);
+  }
+
   private async collect(first: number, last: number): Promise<Buffer[]> {
     const chunks: Buffer[] = [];
     for await (const chunk of this.stream(first, last)) chunks.push(chunk);
@@ -140,7 +207,8 @@ class RangeFetcher {
     let position = first;
     let fresh = false;
     for (let attempt = 1; ; attempt++) {
-      this.options.signal?.throwIfAborted();
+      // Stopped (by the caller, or because another range failed): no retry.
+      this.signal.throwIfAborted();
       let failure: unknown;
       try {
         for await (const chunk of this.get(position, last, fresh)) {
@@ -156,6 +224,7 @@ class RangeFetcher {
         if (err instanceof EcrxError && err.code !== "NETWORK") throw err;
         failure = err;
       }
+      this.signal.throwIfAborted();
       fresh = (failure as { statusCode?: number }).statusCode === 403;
       if (attempt >= this.attempts) {
         throw failure instanceof EcrxError
@@ -163,7 +232,10 @@ class RangeFetcher {
           : new EcrxError("NETWORK", `download failed: ${describe(failure)}`, { cause: failure });
       }
       // An expired URL is refreshed at once; other failures back off.
-      if (!fresh) await sleep(fullJitterDelay(attempt - 1, 200, 10_000, Math.random));
+      if (!fresh)
+        await delay(fullJitterDelay(attempt - 1, 200, 10_000, Math.random), undefined, {
+          signal: this.signal,
+        });
     }
   }
 
@@ -243,8 +315,4 @@ function firstLine(text: string): string {
 function describe(err: unknown): string {
   if (err instanceof Error) return `${(err as { code?: string }).code ?? err.name}: ${err.message}`;
   return String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

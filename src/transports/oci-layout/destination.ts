@@ -10,7 +10,7 @@ import { openFolderTree } from "../../util/file-tree.js";
 import { partialSibling, pathExists, writeFileAtomic } from "../../util/fs.js";
 import { WorkLock } from "../../util/work-lock.js";
 import { writeTar, type TarEntry } from "../../util/tar-write.js";
-import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
+import type { BlobToPut, ImageDestination, PositionalSink, ProgressFn } from "../types.js";
 import { blobPath, readLayoutIndex, REF_NAME_ANNOTATION } from "./layout-source.js";
 
 const LAYOUT_MARKER = `${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`;
@@ -87,6 +87,14 @@ export class OciLayoutDestination implements ImageDestination {
 
   putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
     return this.staging.put(blob, body, progress, this.reference);
+  }
+
+  putBlobByPosition(
+    blob: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+  ): Promise<Descriptor> {
+    return this.staging.putByPosition(blob, fill, progress, this.reference);
   }
 
   async putManifest(m: RawManifest, tags: string[]): Promise<void> {
@@ -211,6 +219,14 @@ export class OciArchiveDestination implements ImageDestination {
 
   putBlob(blob: BlobToPut, body: Readable, progress: ProgressFn): Promise<Descriptor> {
     return this.layout.putBlob(blob, body, progress);
+  }
+
+  putBlobByPosition(
+    blob: BlobToPut,
+    fill: (sink: PositionalSink) => Promise<void>,
+    progress: ProgressFn,
+  ): Promise<Descriptor> {
+    return this.layout.putBlobByPosition(blob, fill, progress);
   }
 
   putManifest(m: RawManifest, tags: string[]): Promise<void> {
