@@ -104,10 +104,10 @@ export const DEFAULT_CONCURRENCY = 4;
  * waiting for its answer, so one blob is one connection's worth at most: only more blobs at once
  * fill a link whose connections are capped one by one. On the local server's network profiles,
  * 10 layers of 20 MiB went up 1.3-2.1x faster at 10 than at 4 (bench/README.md, "Real networks");
- * on loopback the two are alike. The cost is memory: about 28 MB per large blob in flight (the
- * 14 MB request bodies of the part on the wire and of the one read ahead), plus the 10 MiB part
- * buffers being read, which the blobs of a push share. The AWS CLI moves S3 objects 10 requests
- * at a time too.
+ * on loopback the two are alike. The cost is memory: about 14 MB per large blob in flight (the
+ * request body of the part on the wire), plus the bodies read ahead (two in all for a push, see
+ * ReadAheadBudget) and the 10 MiB part buffers being read, which the blobs of a push share. The
+ * AWS CLI moves S3 objects 10 requests at a time too.
  */
 export const DEFAULT_UPLOAD_CONCURRENCY = 10;
 

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { prepareLayerPart, type EcrApi, type PreparedLayerPart } from "../../src/transports/ecr/api.js";
 import { EcrDestination } from "../../src/transports/ecr/destination.js";
-import { uploadLayer } from "../../src/transports/ecr/layer-upload.js";
+import { ReadAheadBudget, uploadLayer } from "../../src/transports/ecr/layer-upload.js";
 import { partBytesFrom, prepareLayerPartBody } from "../../src/transports/ecr/part-body.js";
 
 const MiB = 1024 * 1024;
@@ -144,6 +144,68 @@ describe("uploadLayer preparation across uploads", () => {
     expect(most).toBe(2);
     // In the order the uploads asked: the first blobs' parts are not held back by the later ones'.
     expect(order).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+});
+
+describe("uploadLayer read-ahead across uploads", () => {
+  /** A budget that counts its shares out and back. */
+  class CountedBudget extends ReadAheadBudget {
+    out = 0;
+    most = 0;
+    override take(): boolean {
+      const taken = super.take();
+      if (taken) this.most = Math.max(this.most, ++this.out);
+      return taken;
+    }
+    override give(): void {
+      super.give();
+      this.out--;
+    }
+  }
+
+  it("lets six uploads at once read ahead two parts in all, every share given back", async () => {
+    const budget = new CountedBudget(2);
+    const recorders = Array.from({ length: 6 }, () => recordingApi());
+    const blobs = recorders.map(() => randomBytes(4 * 5 * MiB));
+    await Promise.all(
+      recorders.map(({ api }, i) =>
+        uploadLayer(api, Readable.from([blobs[i]!]), {
+          digest: undefined,
+          sizeHint: blobs[i]!.length,
+          partSize: 5 * MiB,
+          readAheadBudget: budget,
+          progress: () => undefined,
+        }),
+      ),
+    );
+    recorders.forEach(({ received }, i) => expect(Buffer.concat(received).equals(blobs[i]!)).toBe(true));
+    expect(budget.most).toBe(2);
+    expect(budget.out).toBe(0);
+    // Some uploads did prepare parts ahead of the one in flight, with the shares they were given.
+    const ahead = recorders.flatMap(({ events }) => [0, 1, 2].map((i) => preparedAheadAt(events, i)));
+    expect(ahead.filter((n) => n > 0).length).toBeGreaterThan(0);
+  });
+
+  it("gives its shares back when an upload fails", async () => {
+    const budget = new CountedBudget(2);
+    const { api } = recordingApi();
+    const send = api.uploadLayerPart.bind(api);
+    api.uploadLayerPart = async (part) => {
+      if (part.firstByte > 0) throw Object.assign(new Error("refused"), { name: "ServerException" });
+      return send(part);
+    };
+    const bytes = randomBytes(3 * 5 * MiB);
+    await expect(
+      uploadLayer(api, Readable.from([bytes]), {
+        digest: undefined,
+        sizeHint: bytes.length,
+        partSize: 5 * MiB,
+        readAheadBudget: budget,
+        progress: () => undefined,
+      }),
+    ).rejects.toThrow(/refused/);
+    expect(budget.most).toBe(1);
+    expect(budget.out).toBe(0);
   });
 });
 

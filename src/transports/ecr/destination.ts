@@ -6,7 +6,7 @@ import { BufferPool } from "../../transfer/buffer-pool.js";
 import type { BlobToPut, ImageDestination, ProgressFn } from "../types.js";
 import type { EcrApi } from "./api.js";
 import { ecrError, exceptionName } from "./errors.js";
-import { uploadBufferCount, uploadLayer } from "./layer-upload.js";
+import { READ_AHEAD, ReadAheadBudget, uploadBufferCount, uploadLayer } from "./layer-upload.js";
 
 export interface EcrDestinationOptions {
   /** Requested UploadLayerPart size in bytes; default 10 MiB (see transfer/part-size.ts). */
@@ -38,6 +38,8 @@ export class EcrDestination implements ImageDestination {
    * push's buffers go with their uploads.
    */
   private readonly buffers: BufferPool;
+  /** Parts read ahead by all the uploads of this push: two uploads' worth (see ReadAheadBudget). */
+  private readonly readAhead: ReadAheadBudget;
 
   constructor(
     private readonly api: EcrApi,
@@ -46,6 +48,7 @@ export class EcrDestination implements ImageDestination {
   ) {
     this.reference = reference;
     this.buffers = new BufferPool(2 * uploadBufferCount(options.readAhead));
+    this.readAhead = new ReadAheadBudget(2 * (options.readAhead ?? READ_AHEAD.default));
   }
 
   private prepare(): Promise<void> {
@@ -106,6 +109,7 @@ export class EcrDestination implements ImageDestination {
       progress,
       signal: this.options.signal,
       buffers: this.buffers,
+      readAheadBudget: this.readAhead,
     });
     if (blob.digest !== undefined && blob.sizeIsExact && size !== blob.size) {
       throw new EcrxError("INTEGRITY", `blob ${digest} has ${size} bytes, its descriptor says ${blob.size}`);
