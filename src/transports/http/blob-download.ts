@@ -13,9 +13,10 @@ import type { PositionalSink } from "../types.js";
  * requests at once (`parallel` of `rangeSize` bytes each): as a stream (`downloadBlob`), emitted
  * in order as each range completes, so the hash downstream sees contiguous bytes, memory bounded
  * by parallel x rangeSize per blob; or into a destination that takes bytes by position
- * (`downloadBlobByPosition`), each range written as it arrives, nothing held. Each request resumes from its first missing byte after a dropped
- * connection; a 403 (an expired URL) asks for a fresh URL; throttling and 5xx back off.
- * Too few or too many bytes are corruption, never accepted.
+ * (`downloadBlobByPosition`), each range written as it arrives, nothing held. Each request
+ * resumes from its first missing byte after a dropped connection; a 403 (an expired URL) asks for
+ * a fresh URL; throttling and 5xx back off. Too few or too many bytes are corruption, never
+ * accepted.
  */
 export interface DownloadOptions {
   /** The blob's size (from its descriptor): ranges are cut from it and every byte is counted. */
