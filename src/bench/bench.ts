@@ -159,10 +159,11 @@ const MAX_CONSECUTIVE_FAILURES = 3;
  * Measures pushes (or pulls): for every point of the sweep (network profile, part size, read-ahead,
  * concurrency; range size and ranges in flight for pulls), one warm-up run and `runs` measured
  * runs, each in a fresh process (runner.ts) so that its CPU and peak memory are its own; a local
- * server runs in another process, a fresh one for each push and one per network profile for pulls. Every push's blobs are new, or the
- * availability check would skip them: generated content takes a new seed each run; a given image
- * (`from`) goes to a new repository each run. A pull sweep pushes its image once and pulls it whole
- * every run. What was pushed is deleted at the end unless `keep`.
+ * server runs in another process, a fresh one for each push and one per network profile for
+ * pulls. Every push's blobs are new, or the availability check would skip them: generated content
+ * takes a new seed each run; a given image (`from`) goes to a new repository each run. A pull
+ * sweep pushes its image once and pulls it whole every run. What was pushed is deleted at the end
+ * unless `keep`.
  */
 export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   const mode: BenchMode = options.pull === undefined ? "push" : "pull";
@@ -235,7 +236,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
         // A local server of the point's network profile. A push gets a fresh one each run, whose
         // data goes with it: a server that kept every run's gigabyte would make each later run
         // write into memory the machine has not touched yet, which on VMs costs several times
-        // more (bench/README.md, "Conditions"), and later runs would measure that.
+        // more (bench/README.md, "This machine's memory"), and later runs would measure that.
         if (
           options.destination === undefined &&
           (server === undefined || server.network !== point.network || mode === "push")

@@ -23,7 +23,7 @@ export class PositionalBlobFile implements PositionalSink {
   private readonly written: [number, number][] = [];
   private hashed = 0;
   private hashing: Promise<void> | undefined;
-  private failure: EcrxError | Error | undefined;
+  private failure: Error | undefined;
   private stopped = false;
   private readonly block = Buffer.allocUnsafe(HASH_BLOCK);
 

@@ -160,7 +160,7 @@ class RangeFetcher {
         const first = next;
         const last = Math.min(first + rangeSize, size) - 1;
         next = last + 1;
-        await this.write(sink, first, last);
+        await this.writeRange(sink, first, last);
       }
     };
     const workers = Math.max(1, Math.min(parallel, Math.ceil(size / rangeSize)));
@@ -178,7 +178,7 @@ class RangeFetcher {
   }
 
   /** Bytes first..last written into `sink` as they come. */
-  private async write(sink: PositionalSink, first: number, last: number): Promise<void> {
+  private async writeRange(sink: PositionalSink, first: number, last: number): Promise<void> {
     let batch: Buffer[] = [];
     let batchStart = first;
     let batchBytes = 0;
